@@ -1,0 +1,207 @@
+"""Audio I/O and pure numpy helpers; no TensorFlow here.
+
+`load_audio_16k_mono` is the one loading function: any file libsndfile reads becomes
+mono float32 at 16 kHz in [-1, 1]. Everything else is pure maths or folder walking.
+
+CLI:  python audio_util.py convert in/ out/
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from atomic_write import atomic_output
+from params import AUDIO_EXTENSIONS, SAMPLE_RATE
+
+
+class AudioError(Exception):
+    """A file that cannot be used as audio; the message is one actionable line."""
+
+
+def load_audio_16k_mono(path, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any libsndfile-readable file as mono float32 at `sr` Hz in [-1, 1], shape (n,)."""
+    import soundfile  # imported here so pure helpers stay importable without libsndfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)")
+    try:
+        data, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AudioError(f"{path}: not a readable audio file ({reason})") from e
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    waveform = to_mono(data)
+    waveform = resample(waveform, file_sr, sr)
+    return sanitize(waveform)
+
+
+def iter_loaded_audio(paths, read_ahead: int = 4):
+    """Yield (path, waveform or AudioError) in order, decoding up to `read_ahead` files in a
+    background thread so decoding and resampling overlap with the caller's inference."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(path):
+        try:
+            return load_audio_16k_mono(path)
+        except AudioError as e:
+            return e
+
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(load, p) for p in paths[:read_ahead]]
+        for i, path in enumerate(paths):
+            if i + read_ahead < len(paths):
+                pending.append(pool.submit(load, paths[i + read_ahead]))
+            yield path, pending[i].result()
+            pending[i] = None  # drop the waveform once handed over
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """(n, channels) or (n,) -> (n,) float32, averaging channels."""
+    if data.ndim == 1:
+        return data.astype(np.float32, copy=False)
+    return data.mean(axis=1, dtype=np.float32)
+
+
+def resample(waveform: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited resampling with resampy (what YAMNet's own inference uses)."""
+    if sr_in == sr_out:
+        return waveform.astype(np.float32, copy=False)
+    import resampy  # its numba import costs ~1 s; only pay it when a file needs resampling
+
+    return resampy.resample(waveform, sr_in, sr_out, axis=-1).astype(np.float32, copy=False)
+
+
+def sanitize(waveform: np.ndarray) -> np.ndarray:
+    """Replace NaN/inf with 0 and clip to [-1, 1]: float files may hold anything."""
+    waveform = np.nan_to_num(waveform, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def pad_to_length(waveform: np.ndarray, min_samples: int) -> np.ndarray:
+    """Zero-pad at the end to at least `min_samples`; longer input is returned unchanged."""
+    if len(waveform) >= min_samples:
+        return waveform
+    return np.pad(waveform, (0, min_samples - len(waveform)))
+
+
+def rms_dbfs(waveform: np.ndarray) -> float:
+    """Root-mean-square level in dB relative to full scale; -inf for digital silence."""
+    if len(waveform) == 0:
+        return float("-inf")
+    rms = float(np.sqrt(np.mean(np.square(waveform, dtype=np.float64))))
+    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def is_audio_path(path) -> bool:
+    """True for a visible file whose extension libsndfile can read."""
+    path = Path(path)
+    return not path.name.startswith(".") and path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def walk_audio_files(root) -> tuple[list[Path], list[Path]]:
+    """Audio files under `root` (sorted) and the visible non-audio files that were passed over.
+
+    Hidden files and folders (names starting with '.') are skipped silently.
+    """
+    root = Path(root)
+    if root.is_file():
+        return ([root], []) if is_audio_path(root) else ([], [root])
+    audio, other = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            (audio if is_audio_path(path) else other).append(path)
+    return audio, other
+
+
+def write_wav_atomic(path, waveform: np.ndarray, sr: int = SAMPLE_RATE) -> None:
+    """Write 16-bit PCM WAV to a temporary name beside `path`, then rename over it."""
+    import soundfile
+
+    with atomic_output(path) as tmp:
+        soundfile.write(str(tmp), waveform, sr, subtype="PCM_16", format="WAV")
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def convert_tree(in_path: Path, out_path: Path, single_target: Path | None = None, log=print):
+    """Mirror `in_path` as 16 kHz mono 16-bit WAV under `out_path` (or write `single_target`).
+
+    Returns (number converted, [(bad file, reason)], [non-audio files passed over]).
+    """
+    audio_files, non_audio = walk_audio_files(in_path)
+    converted, failed, taken = 0, [], set()
+    for source in audio_files:
+        relative = Path(source.name) if in_path.is_file() else source.relative_to(in_path)
+        target = single_target or out_path / relative.with_suffix(".wav")
+        if target in taken:  # song.flac and song.wav in one folder: keep both
+            target = out_path / relative.parent / (relative.name + ".wav")
+        taken.add(target)
+        if target.resolve() == source.resolve():
+            failed.append((source, "output would overwrite the input"))
+            log(f"skipped {source}: output would overwrite the input", file=sys.stderr)
+            continue
+        try:
+            write_wav_atomic(target, load_audio_16k_mono(source))
+        except AudioError as e:
+            failed.append((source, str(e)))
+            log(f"skipped {e}", file=sys.stderr)
+            continue
+        converted += 1
+    return converted, failed, non_audio
+
+
+def _convert_command(args, parser) -> int:
+    in_path, out_path = Path(args.input), Path(args.output)
+    if not in_path.exists():
+        parser.error(f"input {in_path} does not exist")
+    if in_path.is_dir() and _is_inside(out_path, in_path):
+        parser.error(f"output {out_path} is inside input {in_path}; choose a folder outside it (inputs are never written to)")
+    # One file may go to a named .wav instead of into a folder.
+    single_target = out_path if in_path.is_file() and out_path.suffix.lower() == ".wav" else None
+    converted, failed, non_audio = convert_tree(in_path, out_path, single_target)
+    summary = f"converted {converted} file(s) to 16 kHz mono WAV in {out_path}"
+    if failed:
+        summary += f"; {len(failed)} file(s) failed and were skipped"
+    if non_audio:
+        summary += f"; {len(non_audio)} non-audio file(s) ignored"
+    print(summary)
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Audio utilities for audio2mqtt.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser(
+        "convert",
+        help="convert a file or a folder tree to 16 kHz mono 16-bit WAV",
+        description="Convert audio to 16 kHz mono 16-bit WAV, mirroring the folder tree. "
+        "Inputs are never modified; unreadable files are listed and skipped.",
+    )
+    convert.add_argument("input", help="an audio file or a folder of audio files")
+    convert.add_argument("output", help="output folder (or a .wav name when the input is one file)")
+    args = parser.parse_args(argv)
+    if args.command == "convert":
+        return _convert_command(args, convert)
+    return 2  # unreachable: argparse requires a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

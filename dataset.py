@@ -1,0 +1,176 @@
+"""Training data: class folders -> files -> cached YAMNet embeddings -> frame arrays.
+
+Folder scanning, splitting and the cache are TF-free; only `embed_files` needs a loaded YAMNet.
+"""
+
+import hashlib
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from atomic_write import atomic_output
+from audio_util import AudioError, iter_loaded_audio, walk_audio_files
+from params import BACKGROUND_CLASS, EMBEDDING_SIZE
+
+
+class DatasetError(Exception):
+    """A training folder that cannot train a classifier; the message says how to fix it."""
+
+
+def scan_training_folder(root) -> tuple[dict[str, list[Path]], list[str]]:
+    """{class name: sorted audio files} from one sub-folder per class, plus notes on what was ignored.
+
+    Hidden files/folders are skipped; non-audio files and loose files in `root` are noted.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"training folder {root} does not exist: make one sub-folder per class with clips in it")
+    notes = []
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    if loose:
+        notes.append(f"ignored {len(loose)} file(s) directly in {root} (clips belong in a class sub-folder): "
+                     + ", ".join(loose[:5]) + (" ..." if len(loose) > 5 else ""))
+    files_by_class = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        audio, other = walk_audio_files(folder)
+        files_by_class[folder.name] = audio
+        if other:
+            notes.append(f"ignored {len(other)} non-audio file(s) in {folder}: "
+                         + ", ".join(p.name for p in other[:5]) + (" ..." if len(other) > 5 else ""))
+    check_classes(root, files_by_class)
+    return files_by_class, notes
+
+
+def check_classes(root, files_by_class: dict[str, list]) -> None:
+    """Refuse a training set that cannot make a meaningful classifier."""
+    if not any(files_by_class.values()):
+        raise DatasetError(
+            f"no audio found in {root}: put clips in one sub-folder per class, e.g. {Path(root) / 'doorbell'}/clip1.wav"
+        )
+    empty = [name for name, files in files_by_class.items() if not files]
+    if empty:
+        raise DatasetError(
+            f"class folder(s) with no audio: {', '.join(str(Path(root) / n) for n in empty)}; add clips or remove the folder"
+        )
+    if len(files_by_class) < 2:
+        (only,) = files_by_class
+        raise DatasetError(
+            f"only one class ({only!r}) in {root}: a one-class classifier answers {only!r} with 100% confidence to every sound; "
+            f"add a second class, e.g. {Path(root) / BACKGROUND_CLASS}/ with everyday sounds that are not {only}"
+        )
+
+
+def split_by_file(files_by_class: dict[str, list[Path]], val_fraction: float, seed: int):
+    """Stratified split by file: frames of one file never land on both sides.
+
+    Each class with two or more files gives round(n * val_fraction) of them (at least one,
+    at most n - 1) to validation. Returns (train, val) as lists of (path, class index).
+    """
+    rng = random.Random(seed)
+    train, val = [], []
+    for index, (name, files) in enumerate(files_by_class.items()):
+        files = sorted(files)
+        rng.shuffle(files)
+        n_val = 0
+        if val_fraction > 0 and len(files) >= 2:
+            n_val = min(len(files) - 1, max(1, round(len(files) * val_fraction)))
+        val += [(path, index) for path in files[:n_val]]
+        train += [(path, index) for path in files[n_val:]]
+    return train, val
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/audio2mqtt/embeddings, or ~/.cache/audio2mqtt/embeddings."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "audio2mqtt" / "embeddings"
+
+
+def file_digest(path) -> str:
+    """sha256 of the file's bytes: a renamed or moved clip still hits the cache."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """YAMNet embeddings on disk, keyed by file content and YAMNet identity, one .npy per file."""
+
+    def __init__(self, cache_dir, yamnet_identity: str):
+        safe_identity = "".join(c if c.isalnum() else "_" for c in yamnet_identity)[:80]
+        self.folder = Path(cache_dir) / safe_identity
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / digest[:2] / f"{digest}.npy"
+
+    def get(self, digest: str) -> np.ndarray | None:
+        path = self._path(digest)
+        if not path.is_file():
+            return None
+        try:
+            embeddings = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # a damaged entry is recomputed and rewritten
+        return embeddings if embeddings.ndim == 2 and embeddings.shape[1] == EMBEDDING_SIZE else None
+
+    def put(self, digest: str, embeddings: np.ndarray) -> None:
+        with atomic_output(self._path(digest)) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, embeddings.astype(np.float32), allow_pickle=False)
+
+
+@dataclass
+class EmbeddingResult:
+    """Embeddings per file, the files that failed, and how many came from the cache."""
+
+    embeddings: dict = field(default_factory=dict)  # Path -> (patches, 1024)
+    failed: list = field(default_factory=list)      # [(Path, reason)]
+    from_cache: int = 0
+    computed: int = 0
+
+
+def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = True) -> EmbeddingResult:
+    """YAMNet embeddings for each file, from the cache where possible; bad files are reported and skipped."""
+    from tqdm import tqdm
+
+    result = EmbeddingResult()
+    todo = []
+    for path in paths:
+        digest = file_digest(path)
+        cached = cache.get(digest) if cache else None
+        if cached is None:
+            todo.append((path, digest))
+        else:
+            result.embeddings[path] = cached
+            result.from_cache += 1
+    digests = dict(todo)
+    bar = tqdm(total=len(todo), desc="embedding", unit="clip", disable=None if progress and todo else True, file=sys.stderr)  # None: off when not a terminal
+    for path, waveform in iter_loaded_audio([path for path, _ in todo]):
+        bar.update(1)
+        if isinstance(waveform, AudioError):
+            result.failed.append((path, str(waveform)))
+            continue
+        _scores, embeddings = yamnet.run(waveform)
+        result.embeddings[path] = embeddings
+        result.computed += 1
+        if cache:
+            cache.put(digests[path], embeddings)
+    bar.close()
+    return result
+
+
+def frames_and_labels(items, embeddings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Stack per-file embeddings into per-frame arrays: x (frames, 1024) float32, y (frames,) int."""
+    xs, ys = [], []
+    for path, label in items:
+        if path in embeddings:
+            xs.append(embeddings[path])
+            ys.append(np.full(len(embeddings[path]), label, dtype=np.int64))
+    if not xs:
+        return np.zeros((0, EMBEDDING_SIZE), np.float32), np.zeros((0,), np.int64)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)

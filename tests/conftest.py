@@ -1,0 +1,49 @@
+"""Shared fixtures: real YAMNet loaded once per session, real FSDD recordings, generated sounds."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_DIR))
+
+from params import SAMPLE_RATE  # noqa: E402
+
+# Free Spoken Digit Dataset beside the clone (CC BY-SA 4.0; never committed).
+FSDD_DIR = Path(os.environ.get("AUDIO2MQTT_FSDD", PROJECT_DIR.parent / "shared" / "data" / "fsdd"))
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    if not (FSDD_DIR / "0_george_0.wav").is_file():
+        pytest.fail(f"FSDD recordings not found at {FSDD_DIR}: put ../shared beside the clone or set AUDIO2MQTT_FSDD")
+    return FSDD_DIR
+
+
+@pytest.fixture(scope="session")
+def yamnet():
+    """The bundled YAMNet, loaded once; main()/train() calls in the same process reuse it."""
+    from yamnet_classifier import load_yamnet, resolve_yamnet_handle
+
+    return load_yamnet(resolve_yamnet_handle(None))
+
+
+def tone(freq_hz: float, seconds: float, sr: int = SAMPLE_RATE, amplitude: float = 0.5) -> np.ndarray:
+    """A sine tone, float32."""
+    t = np.arange(int(seconds * sr)) / sr
+    return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+def noise(seconds: float, sr: int = SAMPLE_RATE, amplitude: float = 0.3, seed: int = 0) -> np.ndarray:
+    """White noise, float32, reproducible."""
+    return (amplitude * np.random.default_rng(seed).standard_normal(int(seconds * sr))).clip(-1, 1).astype(np.float32)
+
+
+def write_wav(path: Path, waveform: np.ndarray, sr: int = SAMPLE_RATE, subtype: str = "PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), waveform, sr, subtype=subtype)
+    return path

@@ -1,0 +1,123 @@
+"""YAMNet as a frozen feature extractor and AudioSet classifier (the TensorFlow-bound part).
+
+TensorFlow is imported inside `load_yamnet`, so importing this module is cheap.
+"""
+
+import functools
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audio_util import pad_to_length
+from class_map import ClassMapError, load_yamnet_class_names
+from params import BUNDLED_YAMNET_DIR, YAMNET, YAMNET_ENV_VAR
+
+
+class YamnetError(Exception):
+    """YAMNet could not be found or loaded; the message says what to do."""
+
+
+def resolve_yamnet_handle(cli_value: str | None = None) -> str:
+    """--yamnet beats $AUDIO2MQTT_YAMNET beats the bundled models/yamnet."""
+    return cli_value or os.environ.get(YAMNET_ENV_VAR) or str(BUNDLED_YAMNET_DIR)
+
+
+def _is_url(handle: str) -> bool:
+    return "://" in handle
+
+
+def model_identity(handle: str) -> str:
+    """A short string that changes when the model's weights change: the cache keys embeddings by it."""
+    if _is_url(handle):
+        return "url:" + handle
+    digest = hashlib.sha256()
+    root = Path(handle)
+    for path in sorted(root.glob("saved_model.pb")) + sorted(root.glob("variables/*")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+@dataclass
+class Yamnet:
+    """A loaded YAMNet: `run` maps a 16 kHz waveform to per-patch scores and embeddings."""
+
+    handle: str
+    identity: str
+    class_names: list[str]
+    _model: object
+
+    def run(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """waveform (n,) float32 16 kHz -> scores (patches, 521), embeddings (patches, 1024).
+
+        Clips shorter than one 0.96 s patch are zero-padded to one patch.
+        """
+        waveform = pad_to_length(np.asarray(waveform, dtype=np.float32), YAMNET.patch_window_samples)
+        scores, embeddings, _log_mel = self._model(waveform)
+        return scores.numpy(), embeddings.numpy()
+
+
+def import_tensorflow():
+    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) silenced.
+
+    Failures still surface as Python exceptions; only TensorFlow's C++ log lines are hidden.
+    Set TF_CPP_MIN_LOG_LEVEL=0 to see them.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Some lines are written to fd 2 before absl's logging starts, so no setting reaches them.
+    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
+    saved_stderr = os.dup(2) if quiet else None
+    if quiet:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    try:
+        import tensorflow as tf
+    finally:
+        if quiet:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+@functools.lru_cache(maxsize=4)
+def load_yamnet(handle: str) -> Yamnet:
+    """Load YAMNet from a local SavedModel folder or a TF Hub URL (once per process)."""
+    if not _is_url(handle):
+        if not Path(handle).is_dir():
+            raise YamnetError(
+                f"YAMNet not found at {handle}: pass --yamnet PATH_OR_URL or set {YAMNET_ENV_VAR}"
+                f" (the project ships it in {BUNDLED_YAMNET_DIR})"
+            )
+        if not (Path(handle) / "saved_model.pb").is_file():
+            raise YamnetError(f"{handle} is not a TensorFlow SavedModel folder (no saved_model.pb)")
+    import_tensorflow()
+    import tensorflow_hub as hub
+
+    try:
+        model = hub.load(handle)
+    except Exception as e:  # hub raises many types (OSError, ValueError, URLError, ...): report, don't hide
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = " (no internet? use the bundled models/yamnet)" if _is_url(handle) else ""
+        raise YamnetError(f"cannot load YAMNet from {handle}: {reason}{hint}") from e
+    if not hasattr(model, "class_map_path"):
+        raise YamnetError(f"{handle} does not look like YAMNet (it has no class map)")
+    try:
+        class_names = load_yamnet_class_names(model.class_map_path().numpy().decode())
+    except ClassMapError as e:
+        raise YamnetError(str(e)) from e
+    return Yamnet(handle=handle, identity=model_identity(handle), class_names=class_names, _model=model)
+
+
+def top_classes(scores: np.ndarray, class_names: list[str], k: int = 1) -> list[tuple[str, float]]:
+    """Mean score over patches, best k classes first: [(name, score in 0..1)]."""
+    mean_scores = scores.mean(axis=0)
+    best = np.argsort(mean_scores)[::-1][:k]
+    return [(class_names[i], float(mean_scores[i])) for i in best]
