@@ -65,6 +65,11 @@ class CustomModel:
     class_names: list[str]
     meta: dict
 
+    def frame_probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        """embeddings (patches, 1024) -> probabilities (patches, num_classes), one row per 0.96 s window."""
+        logits = np.asarray(self.head(np.asarray(embeddings, dtype=np.float32), training=False))
+        return softmax(logits)
+
     def clip_probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """embeddings (patches, 1024) -> class probabilities (num_classes,): mean over time, head, softmax."""
         mean_embedding = embeddings.mean(axis=0, keepdims=True).astype(np.float32)
