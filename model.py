@@ -67,14 +67,17 @@ class CustomModel:
 
     def frame_probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """embeddings (patches, 1024) -> probabilities (patches, num_classes), one row per 0.96 s window."""
-        logits = np.asarray(self.head(np.asarray(embeddings, dtype=np.float32), training=False))
-        return softmax(logits)
+        return softmax(self._logits(np.asarray(embeddings, dtype=np.float32)))
 
     def clip_probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """embeddings (patches, 1024) -> class probabilities (num_classes,): mean over time, head, softmax."""
         mean_embedding = embeddings.mean(axis=0, keepdims=True).astype(np.float32)
-        logits = np.asarray(self.head(mean_embedding, training=False))
-        return softmax(logits)[0]
+        return softmax(self._logits(mean_embedding))[0]
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        import keras
+
+        return keras.ops.convert_to_numpy(self.head(x, training=False))
 
 
 def save_custom_model(out_dir, head, class_names: list[str], meta: dict) -> None:

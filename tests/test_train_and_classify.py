@@ -1,0 +1,161 @@
+"""End to end, in-process: train.py on FSDD digit folders, then main.py --custom on held-out clips.
+
+Real YAMNet (session fixture), real recordings; the model is trained once per module.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import main as classify_cli
+import train as train_cli
+from conftest import noise, write_wav
+from params import CLASS_NAMES_FILENAME, CLASSIFIER_FILENAME, MODEL_JSON_FILENAME
+
+DIGITS = {"zero": 0, "one": 1, "seven": 7}
+SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+TRAIN_TAKES = range(0, 5)      # 5 takes x 6 speakers = 30 clips per class
+HELD_OUT_TAKES = range(40, 42)  # never seen in training
+
+
+def copy_digits(fsdd_dir, root, takes):
+    for name, digit in DIGITS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for speaker in SPEAKERS:
+            for take in takes:
+                shutil.copy(fsdd_dir / f"{digit}_{speaker}_{take}.wav", root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, fsdd_dir, yamnet):
+    """A 3-class digit model trained through the CLI; returns (training dir, model dir, cache dir, stdout)."""
+    base = tmp_path_factory.mktemp("e2e")
+    training = copy_digits(fsdd_dir, base / "training", TRAIN_TAKES)
+    (training / "zero" / "notes.txt").write_text("not audio")
+    models, cache = base / "models", base / "cache"
+    import io
+    from contextlib import redirect_stdout
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = train_cli.main([str(training), str(models), "--epochs", "30", "--cache-dir", str(cache), "--quiet"])
+    assert code == 0, out.getvalue()
+    return training, models, cache, out.getvalue()
+
+
+def test_train_writes_a_self_describing_model(trained):
+    training, models, _cache, stdout = trained
+    assert (models / CLASSIFIER_FILENAME).is_file()
+    assert (models / CLASS_NAMES_FILENAME).read_text().split() == ["one", "seven", "zero"]
+    meta = json.loads((models / MODEL_JSON_FILENAME).read_text())
+    assert meta["class_names"] == ["one", "seven", "zero"]
+    assert meta["audio"]["sample_rate"] == 16000 and meta["audio"]["embedding_size"] == 1024
+    assert meta["yamnet"]["identity"].startswith("sha256:")
+    assert meta["training"]["files_per_class"] == {"one": 30, "seven": 30, "zero": 30}
+    assert meta["training"]["val_files"] == 18 and meta["training"]["train_files"] == 72
+    assert meta["training"]["train_frame_accuracy"] > 0.9
+    assert "final training accuracy" in stdout and "validation accuracy" in stdout
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_custom_model_classifies_held_out_clips_well_above_chance(trained, fsdd_dir, tmp_path, capsys):
+    _training, models, _cache, _ = trained
+    held_out = copy_digits(fsdd_dir, tmp_path / "held_out", HELD_OUT_TAKES)
+    capsys.readouterr()
+    assert classify_cli.main([str(held_out), "--custom", "--models", str(models), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 36
+    correct = sum(r["label"] == r["file"].split("/")[-2] for r in records)
+    print(f"held-out accuracy {correct}/36")
+    assert correct / len(records) >= 0.6, f"{correct}/36 correct (chance is 12/36)"
+    for record in records:
+        assert 0 <= record["confidence"] <= 1 and record["model"] == "custom"
+        assert record["top"][0]["label"] == record["label"]
+
+
+def test_custom_text_output_names_class_and_percentage(trained, fsdd_dir, capsys):
+    _training, models, _cache, _ = trained
+    clip = fsdd_dir / "7_theo_45.wav"
+    assert classify_cli.main([str(clip), "--custom", "--models", str(models), "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{clip}: ") and lines[0].endswith("%)")
+    assert len(lines) == 4 and {line.split(":")[0].strip() for line in lines[1:]} == {"one", "seven", "zero"}
+
+
+def test_rerun_embeds_only_new_clips(trained, tmp_path, capsys):
+    training, _models, cache, _ = trained
+    copy = tmp_path / "training"
+    shutil.copytree(training, copy)  # renamed paths, same content: all from the cache
+    write_wav(copy / "zero" / "new_clip.wav", noise(0.5, seed=7))
+    capsys.readouterr()
+    assert train_cli.main([str(copy), str(tmp_path / "m"), "--epochs", "1", "--cache-dir", str(cache), "--quiet"]) == 0
+    assert "embeddings: 1 computed, 90 from cache, 0 failed" in capsys.readouterr().out
+
+
+def test_bad_clip_in_training_set_is_skipped_and_reported(trained, tmp_path, capsys):
+    training, _models, cache, _ = trained
+    copy = tmp_path / "training"
+    shutil.copytree(training, copy)
+    (copy / "one" / "corrupt.wav").write_bytes(b"RIFF....WAVEjunk")
+    capsys.readouterr()
+    assert train_cli.main([str(copy), str(tmp_path / "m"), "--epochs", "1", "--cache-dir", str(cache), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "1 failed" in captured.out and "corrupt.wav" in captured.err
+
+
+@pytest.mark.parametrize(
+    "layout,message",
+    [
+        ({"doorbell": 3}, "only one class"),
+        ({"doorbell": 3, "glass": 0}, "with no audio"),
+        ({}, "no audio found"),
+    ],
+    ids=["one-class", "empty-class", "no-audio"],
+)
+def test_training_refusals_keep_the_old_model(trained, tmp_path, capsys, layout, message):
+    _training, models, _cache, _ = trained
+    existing = tmp_path / "models"
+    shutil.copytree(models, existing)
+    before = (existing / CLASSIFIER_FILENAME).read_bytes()
+    training = tmp_path / "training"
+    training.mkdir()
+    for name, count in layout.items():
+        (training / name).mkdir()
+        for i in range(count):
+            write_wav(training / name / f"{i}.wav", noise(0.5, seed=i))
+    assert train_cli.main([str(training), str(existing), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert (existing / CLASSIFIER_FILENAME).read_bytes() == before
+
+
+def test_training_set_that_becomes_one_class_after_bad_files_is_refused(yamnet, tmp_path, capsys):
+    training = tmp_path / "training"
+    write_wav(training / "good" / "a.wav", noise(0.5))
+    (training / "bad").mkdir()
+    (training / "bad" / "b.wav").write_text("not audio")
+    assert train_cli.main([str(training), str(tmp_path / "m"), "--no-cache", "--quiet"]) == 1
+    assert "with no audio" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "0"), ("--val-split", "1.0")])
+def test_bad_training_flags_are_usage_errors(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as info:
+        train_cli.main([str(tmp_path), str(tmp_path / "m"), flag, value])
+    assert info.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_val_split_zero_trains_on_everything(yamnet, tmp_path, capsys):
+    for label, seed in (("hiss", 0), ("hum", 1)):
+        for i in range(3):
+            clip = noise(1.0, seed=seed * 10 + i) if label == "hiss" else np.sin(np.linspace(0, 100 * np.pi, 16000)).astype(np.float32)
+            write_wav(tmp_path / "training" / label / f"{i}.wav", clip)
+    assert train_cli.main([str(tmp_path / "training"), str(tmp_path / "m"), "--val-split", "0",
+                           "--epochs", "5", "--no-cache", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "validating on 0 files" in out and "validation: none" in out
+    assert json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["val_clip_accuracy"] is None
