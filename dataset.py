@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output
-from audio_util import AudioError, iter_loaded_audio, walk_audio_files
+from audio_util import AudioError, is_audio_path, iter_loaded_audio, walk_audio_files
 from params import BACKGROUND_CLASS, EMBEDDING_SIZE
 
 
@@ -30,9 +30,9 @@ def scan_training_folder(root) -> tuple[dict[str, list[Path]], list[str]]:
     if not root.is_dir():
         raise DatasetError(f"training folder {root} does not exist: make one sub-folder per class with clips in it")
     notes = []
-    loose = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and is_audio_path(p))
     if loose:
-        notes.append(f"ignored {len(loose)} file(s) directly in {root} (clips belong in a class sub-folder): "
+        notes.append(f"ignored {len(loose)} clip(s) directly in {root} (clips belong in a class sub-folder): "
                      + ", ".join(loose[:5]) + (" ..." if len(loose) > 5 else ""))
     files_by_class = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):

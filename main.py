@@ -50,6 +50,14 @@ def expand_paths(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]
     return files, errors
 
 
+def warn_if_other_yamnet(meta: dict, yamnet, models_dir: Path) -> None:
+    """A head only understands the embeddings of the YAMNet it was trained on."""
+    trained = meta.get("yamnet", {})
+    if trained.get("identity") and trained["identity"] != yamnet.identity:
+        print(f"warning: the model in {models_dir} was trained on another YAMNet ({trained.get('handle')}); "
+              f"results may be wrong: retrain, or pass --yamnet with that copy", file=sys.stderr)
+
+
 def classify(waveform: np.ndarray, yamnet, custom, top_k: int) -> dict:
     """One clip -> {'label', 'confidence', 'top': [{'label', 'score'}]} from YAMNet or the custom head."""
     scores, embeddings = yamnet.run(waveform)
@@ -96,6 +104,8 @@ def main(argv=None) -> int:
     except (ModelError, YamnetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if custom is not None:
+        warn_if_other_yamnet(custom.meta, yamnet, args.models)
 
     failed = len(errors)
     for path, waveform in iter_loaded_audio(files):

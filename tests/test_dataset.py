@@ -21,11 +21,12 @@ def test_scan_finds_classes_and_notes_ignored_files(tmp_path):
     (tmp_path / "doorbell" / ".DS_Store").write_text("x")
     (tmp_path / ".cache").mkdir()
     (tmp_path / "loose.wav").write_text("x")
+    (tmp_path / "README.md").write_text("the layout")
     files, notes = scan_training_folder(tmp_path)
     assert list(files) == ["background", "doorbell"]
     assert [len(v) for v in files.values()] == [2, 3]
     assert any("notes.txt" in n for n in notes) and any("loose.wav" in n for n in notes)
-    assert not any("DS_Store" in n for n in notes)
+    assert not any("DS_Store" in n or "README" in n for n in notes)
 
 
 @pytest.mark.parametrize(

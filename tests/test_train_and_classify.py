@@ -159,3 +159,16 @@ def test_val_split_zero_trains_on_everything(yamnet, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "validating on 0 files" in out and "validation: none" in out
     assert json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["val_clip_accuracy"] is None
+
+
+def test_model_trained_on_another_yamnet_warns(trained, fsdd_dir, tmp_path, capsys):
+    _training, models, _cache, _ = trained
+    other = tmp_path / "models"
+    shutil.copytree(models, other)
+    meta = json.loads((other / MODEL_JSON_FILENAME).read_text())
+    meta["yamnet"]["identity"] = "sha256:0000000000000000"
+    (other / MODEL_JSON_FILENAME).write_text(json.dumps(meta))
+    assert classify_cli.main([str(fsdd_dir / "1_theo_44.wav"), "--custom", "--models", str(other)]) == 0
+    assert "trained on another YAMNet" in capsys.readouterr().err
+    assert classify_cli.main([str(fsdd_dir / "1_theo_44.wav"), "--custom", "--models", str(models)]) == 0
+    assert "warning" not in capsys.readouterr().err
