@@ -19,6 +19,8 @@ class YamnetParams:
     patch_hop_seconds: float = 0.48     # embeddings overlap by half
     embedding_size: int = 1024          # width of YAMNet's penultimate layer
     num_classes: int = 521              # AudioSet ontology classes
+    stft_window_seconds: float = 0.025  # log-mel frames: 25 ms windows ...
+    stft_hop_seconds: float = 0.010     # ... every 10 ms
 
     @property
     def patch_window_samples(self) -> int:
@@ -27,6 +29,11 @@ class YamnetParams:
     @property
     def patch_hop_samples(self) -> int:
         return round(self.sample_rate * self.patch_hop_seconds)  # 7680
+
+    @property
+    def patch_input_samples(self) -> int:
+        """Samples one patch is computed from: the last STFT window reads 15 ms past the last hop."""
+        return self.patch_window_samples + round(self.sample_rate * (self.stft_window_seconds - self.stft_hop_seconds))  # 15600
 
 
 YAMNET = YamnetParams()
@@ -67,3 +74,38 @@ TRAINING = TrainingDefaults()
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".caf", ".w64", ".rf64"}
 )
+
+
+# --- Live listening: listen.py, detection.py, audio_source.py, mqtt_publisher.py -------------------
+# Windows of YAMNet.patch_input_samples (15600) score the same as the patches of one YAMNet run over
+# the whole stream; with 15360 the last frames of each window would see zeros.
+LISTEN_WINDOW_SAMPLES = YAMNET.patch_input_samples
+
+
+@dataclass(frozen=True)
+class ListenDefaults:
+    """Defaults of listen.py. Latency from a sound's onset to its MQTT message is about one hop to
+    one window plus `chunk_seconds` plus inference: min_frames=1 keeps it under 1.5 s."""
+
+    threshold: float = 0.5            # score a window must reach (softmax with --custom, sigmoid with --classes)
+    min_frames: int = 1               # windows at/above (below) threshold to start (end) an event; each adds 0.48 s
+    cooldown_seconds: float = 0.0     # after an event ends, the same label may not start again for this long
+    chunk_seconds: float = 0.1        # audio block read from a device, file or stdin: adds up to this to latency
+    queue_size: int = 1000            # MQTT messages kept while the broker is away; the oldest are dropped beyond
+    reconnect_min_seconds: float = 1.0   # paho's reconnect backoff doubles from here ...
+    reconnect_max_seconds: float = 30.0  # ... up to here
+    connect_timeout_seconds: float = 5.0  # wait for the broker's first answer, then listen anyway
+    shutdown_flush_seconds: float = 5.0   # at exit, time allowed to deliver what is still queued
+    keepalive_seconds: int = 30
+    mqtt_port: int = 1883
+    mqtt_tls_port: int = 8883
+    topic_root: str = "audio2mqtt"        # topics are <topic_root>/<device name>/...
+    ha_discovery_prefix: str = "homeassistant"  # Home Assistant's default discovery prefix
+
+
+LISTEN = ListenDefaults()
+
+# MQTT credentials never go on the command line (they would show in `ps` and shell history).
+MQTT_USERNAME_ENV_VAR = "AUDIO2MQTT_MQTT_USERNAME"
+MQTT_PASSWORD_ENV_VAR = "AUDIO2MQTT_MQTT_PASSWORD"
+MQTT_CONFIG_FILE = "~/.config/audio2mqtt/mqtt.toml"  # [mqtt] username = "..." password = "..."

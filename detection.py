@@ -1,0 +1,217 @@
+"""Live detection maths, TF-free: stream framing, per-class thresholds and the event state machine.
+
+Detection returns data (event dicts); listen.py prints and publishes them. Times are seconds from
+the start of the stream.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from class_map import ClassMapError, find_class_indices
+from params import BACKGROUND_CLASS, LISTEN, LISTEN_WINDOW_SAMPLES, YAMNET
+
+
+class DetectionError(Exception):
+    """A threshold or class list the user got wrong; the message is one actionable line."""
+
+
+class StreamFramer:
+    """Cuts a 16 kHz stream, pushed in chunks of any size, into overlapping windows for YAMNet.
+
+    A window starts every `hop_samples` and holds `window_samples` (the 0.96 s patch plus the STFT's
+    15 ms tail), so window k scores like patch k of one YAMNet run over the whole stream.
+    """
+
+    def __init__(self, window_samples: int = LISTEN_WINDOW_SAMPLES, hop_samples: int = YAMNET.patch_hop_samples):
+        if not 0 < hop_samples <= window_samples:
+            raise ValueError(f"hop must be in 1..{window_samples} samples, got {hop_samples}")
+        self.window_samples = window_samples
+        self.hop_samples = hop_samples
+        self.total_samples = 0                       # pushed so far
+        self._buffer = np.zeros(0, dtype=np.float32)  # samples from _buffer_start on
+        self._buffer_start = 0
+        self._next_start = 0                          # first sample of the next window
+
+    def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Append samples; return the windows now complete as [(first sample index, window (window_samples,))]."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float32)])
+        self.total_samples += len(samples)
+        windows = []
+        while self._next_start + self.window_samples <= self.total_samples:
+            windows.append((self._next_start, self._slice(self._next_start)))
+            self._next_start += self.hop_samples
+        drop = self._next_start - self._buffer_start  # samples no future window needs
+        self._buffer = self._buffer[drop:]
+        self._buffer_start += drop
+        return windows
+
+    def flush(self) -> list[tuple[int, np.ndarray]]:
+        """At the end of the stream, the zero-padded tail windows YAMNet itself would score for a whole
+        file: one more while a window starts more than (window - hop) samples before the end."""
+        windows = []
+        tail = self.window_samples - self.hop_samples
+        while self.total_samples and (self._next_start == 0 or self._next_start + tail < self.total_samples):
+            window = self._slice(self._next_start)
+            windows.append((self._next_start, np.pad(window, (0, self.window_samples - len(window)))))
+            self._next_start += self.hop_samples
+        return windows
+
+    def _slice(self, start: int) -> np.ndarray:
+        i = start - self._buffer_start
+        return self._buffer[i:i + self.window_samples]
+
+
+def _class_key(name: str) -> str:
+    """Case- and spacing-insensitive form of a class name ('smoke detector ,Smoke alarm' matches)."""
+    return re.sub(r"\s*,\s*", ", ", name.strip().lower())
+
+
+def parse_class_list(text: str, names: list[str]) -> list[str]:
+    """'Bicycle bell,Smoke detector, smoke alarm' -> ['Bicycle bell', 'Smoke detector, smoke alarm'].
+
+    Commas separate names, but AudioSet names may contain commas, so the longest run of pieces
+    that is a class name wins. An unknown name raises ClassMapError with a "did you mean" hint.
+    """
+    by_key = {_class_key(name): name for name in names}
+    pieces = text.split(",")
+    chosen, i = [], 0
+    while i < len(pieces):
+        if not pieces[i].strip():
+            i += 1
+            continue
+        for j in range(len(pieces), i, -1):
+            name = by_key.get(_class_key(",".join(pieces[i:j])))
+            if name is not None:
+                if name not in chosen:
+                    chosen.append(name)
+                i = j
+                break
+        else:
+            find_class_indices(names, [pieces[i]])  # raises with a hint
+    if not chosen:
+        raise ClassMapError("no class names given: --classes 'Bicycle bell,Smoke detector, smoke alarm'")
+    return chosen
+
+
+def _probability(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise DetectionError(f"{what} {text!r} must be a number from 0 to 1")
+    return value
+
+
+def _label_for(name: str, labels: list[str], what: str) -> str:
+    try:
+        return labels[find_class_indices(labels, [name])[0]]
+    except ClassMapError as e:
+        raise DetectionError(f"{what}: {e} (labels: {', '.join(labels)})") from e
+
+
+def parse_thresholds(specs: list[str], labels: list[str], model_thresholds: dict | None = None,
+                     default: float = LISTEN.threshold) -> dict[str, float]:
+    """{label: threshold} from --threshold specs ('0.6' for all, 'glass_break=0.8' for one) and a
+    model's own `thresholds` from model.json. Most specific wins: a label's --threshold, then
+    the model's value for it, then the bare --threshold, then `default`."""
+    per_label, model_values = {}, {}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        if not sep:
+            default = _probability(spec, "--threshold")
+        else:
+            per_label[_label_for(name, labels, f"--threshold {spec!r}")] = _probability(value, f"--threshold {spec!r}:")
+    for name, value in (model_thresholds or {}).items():
+        model_values[_label_for(name, labels, "model.json thresholds")] = _probability(str(value), f"model.json threshold for {name!r}:")
+    return {label: per_label.get(label, model_values.get(label, default)) for label in labels}
+
+
+def can_fire(label: str) -> bool:
+    """Every label but `background` (the "none of my sounds" class) can start events."""
+    return label.lower() != BACKGROUND_CLASS
+
+
+@dataclass
+class _LabelState:
+    active: bool = False
+    run: int = 0                  # consecutive windows on the other side of the threshold
+    start_s: float = 0.0          # start of the run (idle) or of the event (active)
+    last_above_s: float = 0.0     # centre of the last window at/above threshold
+    peak: float = 0.0
+    quiet_until_s: float = -math.inf  # cooldown: no new start before this
+
+
+class EventDetector:
+    """Per-label hysteresis on window scores: an event starts after `min_frames` windows at or above
+    the label's threshold and ends after as many below; `cooldown_s` after an end the label stays quiet.
+
+    An event's start and end offsets are the centres of its first and last window at or above
+    threshold: a 0.96 s window sees a sound anywhere in it, so they are good to about one hop.
+    Labels named `background` never fire.
+    """
+
+    def __init__(self, labels: list[str], thresholds: dict[str, float], min_frames: int = LISTEN.min_frames,
+                 cooldown_s: float = LISTEN.cooldown_seconds, window_s: float = YAMNET.patch_window_seconds):
+        if min_frames < 1:
+            raise ValueError("min_frames must be at least 1")
+        self.labels = list(labels)
+        self.thresholds = [thresholds[label] for label in self.labels]
+        self.min_frames = min_frames
+        self.cooldown_s = cooldown_s
+        self.window_s = window_s
+        self._states = [_LabelState() if can_fire(label) else None for label in self.labels]
+
+    @property
+    def firing_labels(self) -> list[str]:
+        """The labels that can produce events (all but background)."""
+        return [label for label, state in zip(self.labels, self._states) if state is not None]
+
+    def update(self, window_start_s: float, scores) -> list[dict]:
+        """Feed one window's scores (one per label, in `labels` order); return the events it completes."""
+        centre = window_start_s + self.window_s / 2
+        events = []
+        for label, threshold, state, score in zip(self.labels, self.thresholds, self._states, scores):
+            if state is None:
+                continue
+            score = float(score)
+            above = score >= threshold
+            if not state.active:
+                if not above or centre < state.quiet_until_s - 1e-9:
+                    state.run = 0
+                    continue
+                if state.run == 0:
+                    state.start_s, state.peak = centre, score
+                state.run += 1
+                state.peak = max(state.peak, score)
+                state.last_above_s = centre
+                if state.run >= self.min_frames:
+                    state.active, state.run = True, 0
+                    events.append(_event("start", label, state.peak, state.start_s))
+            elif above:
+                state.run = 0
+                state.peak = max(state.peak, score)
+                state.last_above_s = centre
+            else:
+                state.run += 1
+                if state.run >= self.min_frames:
+                    events.append(self._end(label, state))
+        return events
+
+    def finish(self) -> list[dict]:
+        """End of stream (or shutdown): end every event still on, so each start has its end."""
+        return [self._end(label, state) for label, state in zip(self.labels, self._states) if state and state.active]
+
+    def _end(self, label: str, state: _LabelState) -> dict:
+        event = _event("end", label, state.peak, state.last_above_s)
+        event["duration_s"] = round(state.last_above_s - state.start_s, 3)
+        state.active, state.run = False, 0
+        state.quiet_until_s = state.last_above_s + self.cooldown_s
+        return event
+
+
+def _event(kind: str, label: str, score: float, offset_s: float) -> dict:
+    return {"event": kind, "label": label, "score": round(score, 4), "offset_s": round(offset_s, 3)}

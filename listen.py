@@ -1,0 +1,272 @@
+"""Listen live (sound card, file or stdin), detect your sounds or AudioSet classes, tell MQTT.
+
+    python listen.py --device USB --custom                          # your model in models/
+    python listen.py --file clip.wav --classes "Smoke detector, smoke alarm"
+    ffmpeg -i rtsp://cam/stream -f s16le -ac 1 -ar 16000 - | python listen.py --stdin --custom \\
+        --mqtt-host homeassistant.local --ha-discovery
+
+Events go to stdout as JSON lines, always; with --mqtt-host also to MQTT (see mqtt_publisher.py).
+"""
+
+import argparse
+import datetime
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from audio_source import PCM_FORMATS, SourceError, list_input_devices, open_device, open_file, open_pcm
+from audio_util import AudioError
+from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
+from detection import DetectionError, EventDetector, StreamFramer, can_fire, parse_class_list, parse_thresholds
+from model import ModelError, check_model_dir, load_custom_model, read_model_json
+from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
+from params import (
+    CLASS_NAMES_FILENAME,
+    DEFAULT_MODELS_DIR,
+    LISTEN,
+    MQTT_CONFIG_FILE,
+    MQTT_PASSWORD_ENV_VAR,
+    MQTT_USERNAME_ENV_VAR,
+    SAMPLE_RATE,
+    YAMNET,
+    YAMNET_ENV_VAR,
+)
+from yamnet_classifier import YamnetError, load_yamnet, resolve_yamnet_handle
+
+# Options that only mean something with --mqtt-host (their argparse dest names).
+MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
+             "ha_prefix", "queue_size")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, but not the empty ones ('default: None')."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False, []) else super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Detect sounds in live audio and publish them as JSON lines on stdout and, optionally, to MQTT.",
+        formatter_class=_HelpFormatter,
+    )
+    source = parser.add_argument_group("audio source (choose one)").add_mutually_exclusive_group(required=True)
+    source.add_argument("--device", metavar="NAME|INDEX", help="sound card input: index or part of its name")
+    source.add_argument("--file", type=Path, help="an audio file played as a stream")
+    source.add_argument("--stdin", action="store_true", help="raw PCM on stdin (e.g. from ffmpeg -f s16le - or arecord -t raw)")
+    source.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    source_opts = parser.add_argument_group("source options")
+    source_opts.add_argument("--realtime", action="store_true", help="with --file: play at real-time speed instead of as fast as possible")
+    source_opts.add_argument("--rate", type=int, default=None, help=f"with --stdin: sample rate in Hz (default {SAMPLE_RATE})")
+    source_opts.add_argument("--channels", type=int, default=None, help="with --stdin: interleaved channels, averaged to mono (default 1)")
+    source_opts.add_argument("--format", choices=sorted(PCM_FORMATS), default=None,
+                             help="with --stdin: sample format, as ffmpeg's -f (default s16le)")
+
+    what = parser.add_argument_group("what to detect (choose one)").add_mutually_exclusive_group()
+    what.add_argument("--custom", action="store_true", help="your trained model (see --models)")
+    what.add_argument("--classes", metavar="NAMES",
+                      help='AudioSet classes, comma-separated, e.g. "Bicycle bell,Smoke detector, smoke alarm"')
+    detect = parser.add_argument_group("detection")
+    detect.add_argument("--models", type=Path, default=None,
+                        help=f"folder of the trained model, with --custom (default: {DEFAULT_MODELS_DIR})")
+    detect.add_argument("--threshold", action="append", default=[], metavar="[LABEL=]SCORE",
+                        help=f"score that counts as present: SCORE for all labels, LABEL=SCORE for one (repeatable; "
+                             f"beats model.json 'thresholds'; default {LISTEN.threshold})")
+    detect.add_argument("--min-frames", type=int, default=LISTEN.min_frames,
+                        help="windows at/above threshold to start an event, and below to end it")
+    detect.add_argument("--cooldown", type=float, default=LISTEN.cooldown_seconds,
+                        help="seconds after an event ends before the same label may start again")
+    detect.add_argument("--hop", type=float, default=YAMNET.patch_hop_seconds,
+                        help=f"seconds between windows (each {YAMNET.patch_window_seconds} s); smaller reacts sooner, costs more CPU")
+    detect.add_argument("--yamnet", metavar="HANDLE", default=None,
+                        help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+
+    mqtt = parser.add_argument_group(
+        "MQTT", f"credentials: ${MQTT_USERNAME_ENV_VAR} and ${MQTT_PASSWORD_ENV_VAR}, "
+                f"or [mqtt] username/password in --mqtt-config")
+    mqtt.add_argument("--mqtt-host", help="broker host name or address; without it events only go to stdout")
+    mqtt.add_argument("--mqtt-port", type=int, default=None,
+                      help=f"broker port (default {LISTEN.mqtt_port}, {LISTEN.mqtt_tls_port} with --tls)")
+    mqtt.add_argument("--mqtt-config", type=Path, default=None,
+                      help=f"TOML file with [mqtt] username and password (default: {MQTT_CONFIG_FILE} if it exists)")
+    mqtt.add_argument("--tls", action="store_true", help="connect with TLS")
+    mqtt.add_argument("--cafile", type=Path, default=None, help="with --tls: CA certificate of the broker (default: system CAs)")
+    mqtt.add_argument("--device-name", default=None, help="name of this listener in topics and Home Assistant (default: host name)")
+    mqtt.add_argument("--topic-prefix", default=None, help=f"topic prefix (default: {LISTEN.topic_root}/<device name>)")
+    mqtt.add_argument("--ha-discovery", action="store_true",
+                      help="publish Home Assistant discovery configs: one binary sensor per label")
+    mqtt.add_argument("--ha-prefix", default=None, help=f"Home Assistant discovery prefix (default {LISTEN.ha_discovery_prefix})")
+    mqtt.add_argument("--queue-size", type=int, default=None,
+                      help=f"messages kept while the broker is away; oldest dropped beyond (default {LISTEN.queue_size})")
+    return parser
+
+
+def check_args(args, parser) -> None:
+    """parser.error for combinations that make no sense, so mistakes cost no model load."""
+    if args.list_devices:
+        return
+    if not args.custom and not args.classes:
+        parser.error('choose what to detect: --custom (your model) or --classes "AudioSet names"')
+    if args.models is not None and not args.custom:
+        parser.error("--models only applies with --custom")
+    if args.realtime and not args.file:
+        parser.error("--realtime only applies with --file")
+    for name in ("rate", "channels", "format"):
+        if getattr(args, name) is not None and not args.stdin:
+            parser.error(f"--{name} only applies with --stdin")
+    if args.rate is not None and args.rate <= 0 or args.channels is not None and args.channels < 1:
+        parser.error("--rate and --channels must be positive")
+    if args.min_frames < 1:
+        parser.error("--min-frames must be at least 1")
+    if args.cooldown < 0:
+        parser.error("--cooldown cannot be negative")
+    if not 0 < args.hop <= YAMNET.patch_window_seconds:
+        parser.error(f"--hop must be more than 0 and at most {YAMNET.patch_window_seconds} seconds")
+    if args.mqtt_host is None:
+        given = [name for name in MQTT_ONLY if getattr(args, name) not in (None, False)]
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} only applies with --mqtt-host")
+        return
+    if args.cafile is not None and not args.tls:
+        parser.error("--cafile only applies with --tls")
+    if args.queue_size is not None and args.queue_size < 1:
+        parser.error("--queue-size must be at least 1")
+    prefix = args.topic_prefix
+    if prefix is not None and (not prefix.strip("/") or any(c in prefix for c in "+#")):
+        parser.error("--topic-prefix must be a non-empty topic without + or #")
+
+
+def labels_before_tensorflow(args) -> tuple[list[str], dict]:
+    """The labels to detect and the model's own thresholds, found without loading TensorFlow,
+    so a typo costs milliseconds. AudioSet names need YAMNet's class map: [] when it is a URL."""
+    if args.custom:
+        check_model_dir(args.models)
+        try:
+            labels = read_class_names(args.models / CLASS_NAMES_FILENAME)
+        except ClassMapError as e:
+            raise ModelError(str(e)) from e
+        return labels, read_model_json(args.models).get("thresholds") or {}
+    class_map = Path(resolve_yamnet_handle(args.yamnet)) / "assets" / "yamnet_class_map.csv"
+    if not class_map.is_file():
+        return [], {}
+    return parse_class_list(args.classes, load_yamnet_class_names(class_map)), {}
+
+
+def make_scorer(args, labels: list[str]):
+    """Load YAMNet (and the custom head); return (labels, window (n,) -> scores (len(labels),))."""
+    yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
+    if args.custom:
+        model = load_custom_model(args.models)
+        return model.class_names, lambda window: model.frame_probabilities(yamnet.run(window)[1])[0]
+    labels = labels or parse_class_list(args.classes, yamnet.class_names)
+    indices = find_class_indices(yamnet.class_names, labels)
+    return labels, lambda window: yamnet.run(window)[0][0, indices]
+
+
+def open_source(args):
+    if args.file:
+        return open_file(args.file, realtime=args.realtime)
+    if args.stdin:
+        return open_pcm(sys.stdin.buffer, args.rate or SAMPLE_RATE, args.channels or 1, args.format or "s16le")
+    return open_device(args.device)
+
+
+def make_publisher(args, labels: list[str]) -> MqttPublisher:
+    username, password = read_credentials(args.mqtt_config)
+    settings = MqttSettings(host=args.mqtt_host, port=args.mqtt_port or (LISTEN.mqtt_tls_port if args.tls else LISTEN.mqtt_port),
+                            username=username, password=password, tls=args.tls, cafile=args.cafile)
+    device_name = args.device_name or default_device_name()
+    topics = Topics(prefix=(args.topic_prefix or f"{LISTEN.topic_root}/{device_name}").rstrip("/"),
+                    node=slug(device_name), discovery_prefix=args.ha_prefix or LISTEN.ha_discovery_prefix)
+    slugs = [slug(label) for label in labels]
+    if len(set(slugs)) < len(slugs):
+        raise MqttError(f"two labels share one topic name ({', '.join(slugs)}): rename a class")
+    return MqttPublisher(settings, topics, labels, device_name, ha_discovery=args.ha_discovery,
+                         queue_size=args.queue_size or LISTEN.queue_size)
+
+
+class _Stop(Exception):
+    """SIGTERM: end like Ctrl+C."""
+
+
+def _raise_stop(signum, frame):
+    raise _Stop
+
+
+def run(source, score, detector: EventDetector, framer: StreamFramer, emit, check=lambda: None) -> None:
+    """Feed the source through framing, scoring and the detector; `emit` each event; `check` may raise.
+    At the end of the stream, or on Ctrl+C/SIGTERM, events still on are ended."""
+    def feed(windows):
+        for start, window in windows:
+            for event in detector.update(start / SAMPLE_RATE, score(window)):
+                emit(event)
+
+    try:
+        for chunk in source.chunks:
+            feed(framer.push(chunk))
+            check()
+        feed(framer.flush())
+    except (KeyboardInterrupt, _Stop):
+        print("stopping", file=sys.stderr)
+    for event in detector.finish():
+        emit(event)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(args, parser)
+    args.models = args.models or DEFAULT_MODELS_DIR
+    publisher = None
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_stop) if in_main_thread else None
+    try:
+        if args.list_devices:
+            print("\n".join(list_input_devices()) or "no input devices found")
+            return 0
+        labels, model_thresholds = labels_before_tensorflow(args)
+        if labels:
+            parse_thresholds(args.threshold, labels, model_thresholds)  # fail fast on a bad --threshold
+        source = open_source(args)
+        if args.mqtt_host and labels:
+            publisher = make_publisher(args, [label for label in labels if can_fire(label)])
+            publisher.start()
+        labels, score = make_scorer(args, labels)
+        thresholds = parse_thresholds(args.threshold, labels, model_thresholds)
+        detector = EventDetector(labels, thresholds, args.min_frames, args.cooldown)
+        if args.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
+            publisher = make_publisher(args, detector.firing_labels)
+            publisher.start()
+        framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
+
+        def emit(event: dict) -> None:
+            event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
+            event["source"] = source.name
+            print(json.dumps(event), flush=True)
+            if publisher:
+                publisher.publish_event(event)
+
+        def check() -> None:
+            if publisher and publisher.fatal:
+                raise MqttError(publisher.fatal)
+
+        where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
+        print(f"listening to {source.name} for {', '.join(detector.firing_labels)}{where}", file=sys.stderr, flush=True)
+        run(source, score, detector, framer, emit, check)
+        return 0
+    except (AudioError, ClassMapError, DetectionError, ModelError, MqttError, SourceError, YamnetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Stop):  # during start-up: nothing to end
+        return 0
+    finally:
+        if in_main_thread:  # first: a second SIGTERM during the flush below just terminates
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        if publisher:
+            publisher.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""listen.py end to end: real YAMNet, a head trained here on FSDD digits vs noise, a real Mosquitto
+broker on 127.0.0.1 and a real paho subscriber. Plus the fast parts: sources, PCM, credentials."""
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+import listen
+import train
+from audio_source import StreamResampler, decode_pcm, open_pcm
+from audio_util import load_audio_16k_mono
+from conftest import PROJECT_DIR, noise, tone, write_wav
+from detection import StreamFramer
+from mosquitto_broker import Broker, Subscriber, retained
+from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, read_credentials
+from params import LISTEN_WINDOW_SAMPLES, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR, SAMPLE_RATE, YAMNET
+
+HOP_S = YAMNET.patch_hop_seconds
+NOISE_LEVEL = 0.05      # background hiss of the test streams
+SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+TRAINING_CLIPS = 20     # per class
+# Onsets sit 0.71 s into a window (0.25 s before it ends), so the first window that hears a burst
+# is decided by the sound, not by a coin toss at a window edge.
+DIGIT_ONSETS_S = (2.15, 7.91)
+STREAM_S = 13.0
+
+
+# --- fixtures: a trained digit model and a stream with digits at known offsets ----------------------
+
+def trimmed_digit(path: Path) -> np.ndarray:
+    """An FSDD recording at 16 kHz, silence trimmed (10 ms frames under 10% of the loudest), peak 0.6."""
+    w = load_audio_16k_mono(path)
+    frames = w[: len(w) // 160 * 160].reshape(-1, 160)
+    rms = np.sqrt((frames ** 2).mean(axis=1))
+    loud = np.flatnonzero(rms > 0.1 * rms.max())
+    w = w[loud[0] * 160:(loud[-1] + 1) * 160]
+    return (0.6 * w / np.abs(w).max()).astype(np.float32)
+
+
+def digit_burst(fsdd_dir: Path, take: int) -> np.ndarray:
+    """Four spoken digits back to back (about 1.2-1.5 s), from takes not used in training."""
+    return np.concatenate([trimmed_digit(fsdd_dir / f"{d}_{SPEAKERS[(take + d) % 6]}_{40 + take}.wav") for d in (3, 7, 5, 9)])
+
+
+def digits_in_noise(fsdd_dir: Path, seconds: float, onsets, seed: int = 7) -> tuple[np.ndarray, list]:
+    """Noise with digit bursts added at `onsets`; returns (waveform, [(onset, end) seconds])."""
+    w = noise(seconds, amplitude=NOISE_LEVEL, seed=seed)
+    truth = []
+    for k, onset in enumerate(onsets):
+        burst = digit_burst(fsdd_dir, k)
+        at = round(onset * SAMPLE_RATE)
+        w[at:at + len(burst)] += burst
+        truth.append((onset, onset + len(burst) / SAMPLE_RATE))
+    return np.clip(w, -1, 1), truth
+
+
+@pytest.fixture(scope="module")
+def digit_model(tmp_path_factory, fsdd_dir, yamnet) -> Path:
+    """A head trained by train.py on one-window clips: a digit somewhere in noise vs noise alone."""
+    root = tmp_path_factory.mktemp("digits")
+    rng = np.random.default_rng(0)
+    window_s = LISTEN_WINDOW_SAMPLES / SAMPLE_RATE
+    for i in range(TRAINING_CLIPS):
+        digit = trimmed_digit(fsdd_dir / f"{i % 10}_{SPEAKERS[i % 6]}_{i // 6}.wav")
+        clip = noise(window_s, amplitude=NOISE_LEVEL, seed=100 + i)
+        at = int(rng.integers(0, max(1, len(clip) - len(digit))))
+        clip[at:at + len(digit)] += digit[: len(clip) - at]
+        write_wav(root / "training" / "digit" / f"digit_{i}.wav", clip)
+        write_wav(root / "training" / "background" / f"noise_{i}.wav",
+                  noise(window_s, amplitude=NOISE_LEVEL * (0.5 + i / TRAINING_CLIPS), seed=200 + i))
+    code = train.main([str(root / "training"), str(root / "model"), "--epochs", "30", "--val-split", "0",
+                       "--cache-dir", str(root / "cache"), "--quiet"])
+    assert code == 0
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def digit_stream(tmp_path_factory, fsdd_dir) -> tuple[Path, np.ndarray, list]:
+    waveform, truth = digits_in_noise(fsdd_dir, STREAM_S, DIGIT_ONSETS_S)
+    path = write_wav(tmp_path_factory.mktemp("stream") / "digits_in_noise.wav", waveform)
+    return path, load_audio_16k_mono(path), truth
+
+
+@pytest.fixture
+def broker(tmp_path):
+    broker = Broker(tmp_path / "broker").start()
+    yield broker
+    broker.stop()
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_events_match(events: list[dict], truth: list, label: str = "digit") -> None:
+    """One start and one end per burst, each within one hop of the truth, in order."""
+    assert [(e["event"], e["label"]) for e in events] == [("start", label), ("end", label)] * len(truth), events
+    for (start, end), (onset, offset) in zip(zip(events[::2], events[1::2]), truth):
+        assert abs(start["offset_s"] - onset) <= HOP_S, (start, onset)
+        assert abs(end["offset_s"] - offset) <= HOP_S, (end, offset)
+        assert end["duration_s"] == pytest.approx(end["offset_s"] - start["offset_s"], abs=1e-3)
+
+
+def pcm_bytes(waveform: np.ndarray, rate: int = SAMPLE_RATE, channels: int = 1, fmt: str = "f32le") -> bytes:
+    """16 kHz mono float -> interleaved PCM at another rate and channel count (channels get equal copies)."""
+    g = math.gcd(rate, SAMPLE_RATE)
+    w = resample_poly(waveform, rate // g, SAMPLE_RATE // g) if rate != SAMPLE_RATE else waveform
+    frames = np.repeat(np.clip(w, -1, 1)[:, None], channels, axis=1)
+    if fmt == "s16le":
+        return np.round(frames * 32767).astype("<i2").tobytes()
+    if fmt == "s32le":
+        return np.round(frames * 2147483647).astype("<i4").tobytes()
+    return frames.astype("<f4").tobytes()
+
+
+# --- fast: sources, PCM, resampling, credentials, refusals --------------------------------------------
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_stream_resampler_is_continuous_across_chunks(rate):
+    x = np.random.default_rng(0).standard_normal(rate + 123)
+    resampler, pieces, i = StreamResampler(rate), [], 0
+    for size in np.random.default_rng(1).integers(1, 2000, 1000):
+        pieces.append(resampler.process(x[i:i + size]))
+        i += size
+        if i >= len(x):
+            break
+    streamed = np.concatenate(pieces + [resampler.flush()])
+    g = math.gcd(rate, SAMPLE_RATE)
+    np.testing.assert_allclose(streamed, resample_poly(x, SAMPLE_RATE // g, rate // g), atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["s16le", "s32le", "f32le"])
+def test_pcm_formats_decode_to_mono(fmt):
+    stereo = np.array([[0.5, -0.5], [0.25, 0.25], [-1.0, -1.0]])
+    raw = pcm_bytes(stereo[:, 0], channels=1, fmt=fmt)  # round trip of one channel
+    np.testing.assert_allclose(decode_pcm(raw, fmt, 1), stereo[:, 0], atol=1e-4)
+    interleaved = np.round(stereo * 32767).astype("<i2").tobytes()
+    np.testing.assert_allclose(decode_pcm(interleaved, "s16le", 2), [0.0, 0.25, -1.0], atol=1e-4)
+
+
+class Trickle:
+    """A pipe that hands out odd-sized pieces, so frames arrive split across reads."""
+
+    def __init__(self, data: bytes, piece: int = 1001):
+        self.data, self.piece = data, piece
+
+    def read1(self, n=-1):
+        out, self.data = self.data[:min(n, self.piece)], self.data[min(n, self.piece):]
+        return out
+
+
+def test_stdin_pcm_any_rate_and_channels_becomes_16k_mono():
+    waveform = tone(440, 1.0)
+    source = open_pcm(Trickle(pcm_bytes(waveform, 44100, 2, "s16le")), 44100, 2, "s16le")
+    out = np.concatenate(list(source.chunks))
+    assert abs(len(out) - len(waveform)) <= 1
+    np.testing.assert_allclose(out[2000:14000], waveform[2000:14000], atol=0.01)  # edges: filter transients
+
+
+def test_credentials_from_env_beat_config_file(tmp_path):
+    config = tmp_path / "mqtt.toml"
+    config.write_text('[mqtt]\nusername = "file-user"\npassword = "file-pass"\n')
+    assert read_credentials(config, {}) == ("file-user", "file-pass")
+    env = {MQTT_USERNAME_ENV_VAR: "env-user", MQTT_PASSWORD_ENV_VAR: "env-pass"}
+    assert read_credentials(config, env) == ("env-user", "env-pass")
+    config.write_text("[mqtt\n")
+    with pytest.raises(MqttError, match="not valid TOML"):
+        read_credentials(config, {})
+    with pytest.raises(MqttError, match="without a username"):
+        read_credentials(None, {MQTT_PASSWORD_ENV_VAR: "secret"})
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--file", "x.wav"], "choose what to detect"),
+    (["--file", "x.wav", "--classes", "Speech", "--models", "m"], "--models only applies with --custom"),
+    (["--stdin", "--custom", "--realtime"], "--realtime only applies with --file"),
+    (["--file", "x.wav", "--custom", "--rate", "48000"], "--rate only applies with --stdin"),
+    (["--file", "x.wav", "--custom", "--tls"], "--tls only applies with --mqtt-host"),
+    (["--file", "x.wav", "--custom", "--mqtt-host", "h", "--cafile", "ca.pem"], "--cafile only applies with --tls"),
+    (["--file", "x.wav", "--stdin", "--custom"], "not allowed with argument"),
+    (["--file", "x.wav", "--custom", "--min-frames", "0"], "--min-frames must be at least 1"),
+    (["--file", "x.wav", "--custom", "--hop", "1.5"], "--hop must be"),
+], ids=["nothing-to-detect", "models-without-custom", "realtime-without-file", "rate-without-stdin",
+        "tls-without-host", "cafile-without-tls", "two-sources", "min-frames", "hop"])
+def test_clashing_flags_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        listen.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--classes", "Bicycle bel"], "error: unknown class name 'Bicycle bel'; did you mean: Bicycle bell"),
+    (["--custom", "--models", "{tmp}/none"], "error: no trained model in"),
+    (["--classes", "Speech", "--threshold", "Speach=0.5"], "error: --threshold 'Speach=0.5': unknown class name"),
+    (["--classes", "Speech", "--threshold", "2"], "error: --threshold '2' must be a number from 0 to 1"),
+], ids=["unknown-class", "missing-model", "threshold-label", "threshold-value"])
+def test_bad_input_is_one_line_before_any_model_load(argv, message, tmp_path, capsys):
+    wav = write_wav(tmp_path / "a.wav", tone(440, 1.0))
+    argv = ["--file", str(wav)] + [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert listen.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_a_typo_costs_no_tensorflow_import(tmp_path):
+    wav = write_wav(tmp_path / "a.wav", tone(440, 1.0))
+    code = (f"import sys, listen; code = listen.main(['--file', {str(wav)!r}, '--classes', 'Bicycle bel']); "
+            f"print(code, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["1", "False"], result.stderr
+    assert "did you mean: Bicycle bell" in result.stderr
+
+
+def test_missing_file_and_missing_device_are_one_line(tmp_path, capsys):
+    assert listen.main(["--file", str(tmp_path / "nope.wav"), "--classes", "Speech"]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope.wav'}: no such file\n"
+    assert listen.main(["--device", "no-such-microphone-xyz", "--classes", "Speech"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no input device 'no-such-microphone-xyz'") and "--list-devices" in err
+
+
+def test_list_devices_runs(capsys):
+    assert listen.main(["--list-devices"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_broker_down_at_start_queue_drops_oldest_then_delivers_in_order(tmp_path):
+    broker = Broker(tmp_path / "broker", persistent=True).start()
+    port = broker.port
+    # Like Home Assistant, the subscriber has a persistent session: it gets what was sent while it reconnected.
+    subscriber = Subscriber(port, ["audio2mqtt/q/#"], client_id="test-late-subscriber")
+    broker.stop()
+    warnings = []
+    publisher = MqttPublisher(MqttSettings("127.0.0.1", port), Topics("audio2mqtt/q", "q"), ["bell"], "q",
+                              queue_size=4, log=warnings.append, reconnect_seconds=(0.2, 0.5))
+    assert publisher.start(timeout=0.5) is False
+    for n in range(4):  # 8 messages: events and states; the first 4 are dropped
+        publisher.publish_event({"event": "start" if n % 2 == 0 else "end", "label": "bell", "n": n})
+    assert publisher.pending == 4 and publisher.dropped == 4
+    assert any("unreachable" in w for w in warnings) and any("queue full" in w and "dropped the oldest" in w for w in warnings)
+    broker.start()
+    try:
+        got = subscriber.wait_for(lambda m: sum(t.endswith("/event") for t, _, _ in m) >= 2, timeout=20)
+        assert [json.loads(p)["n"] for t, p, _ in got if t.endswith("/event")] == [2, 3]
+        assert publisher.close() == 0
+        assert retained(port, "audio2mqtt/q/#") == {"audio2mqtt/q/bell/state": "OFF", "audio2mqtt/q/availability": "offline"}
+    finally:
+        subscriber.close()
+        broker.stop()
+
+
+# --- real YAMNet ----------------------------------------------------------------------------------------
+
+def test_streamed_windows_score_like_one_yamnet_run(yamnet):
+    """Windows of 15360 + 240 samples give YAMNet's own patches, so live = offline scores."""
+    stream = noise(4.3, seed=3) + tone(880, 4.3)
+    whole_scores, whole_embeddings = yamnet.run(stream)
+    framer = StreamFramer()
+    windows = [w for i in range(0, len(stream), 1600) for w in framer.push(stream[i:i + 1600])] + framer.flush()
+    assert len(windows) == len(whole_scores)
+    for k, (start, window) in enumerate(windows):
+        scores, embeddings = yamnet.run(window)
+        np.testing.assert_allclose(scores[0], whole_scores[k], atol=1e-4)
+        np.testing.assert_allclose(embeddings[0], whole_embeddings[k], atol=1e-3)
+
+
+def test_file_stream_events_at_known_offsets_published_with_discovery(digit_model, digit_stream, broker, capsys):
+    path, _, truth = digit_stream
+    subscriber = Subscriber(broker.port, ["audio2mqtt/#", "homeassistant/#"])
+    code = listen.main(["--file", str(path), "--custom", "--models", str(digit_model), "--mqtt-host", "127.0.0.1",
+                        "--mqtt-port", str(broker.port), "--device-name", "Test Pi", "--ha-discovery"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = json_lines(out)
+    assert_events_match(events, truth)
+    for event in events:
+        assert event["source"] == str(path)
+        assert event["time"][:4].isdigit() and "T" in event["time"]
+
+    got = subscriber.wait_for(lambda m: ("audio2mqtt/Test Pi/availability", "offline", False) in m, timeout=10)
+    subscriber.close()
+    published = [json.loads(p) for t, p, _ in got if t == "audio2mqtt/Test Pi/event"]
+    assert published == events
+    states = [p for t, p, _ in got if t == "audio2mqtt/Test Pi/digit/state"]
+    assert states[-4:] == ["ON", "OFF", "ON", "OFF"]
+
+    kept = retained(broker.port, "#")
+    assert kept["audio2mqtt/Test Pi/digit/state"] == "OFF"
+    assert kept["audio2mqtt/Test Pi/availability"] == "offline"
+    assert not any("background" in topic for topic in kept)  # background never fires, has no sensor
+    config = json.loads(kept["homeassistant/binary_sensor/test_pi/digit/config"])
+    assert config["device_class"] == "sound" and config["name"] == "digit"
+    assert config["state_topic"] == "audio2mqtt/Test Pi/digit/state"
+    assert config["availability_topic"] == "audio2mqtt/Test Pi/availability"
+    assert (config["payload_on"], config["payload_off"]) == ("ON", "OFF")
+    assert config["unique_id"] == "audio2mqtt_test_pi_digit"
+
+
+def test_stdin_at_44k_stereo_gives_the_same_events(digit_model, digit_stream, capsys, monkeypatch):
+    path, waveform, truth = digit_stream
+    raw = pcm_bytes(waveform, 44100, 2, "s16le")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    code = listen.main(["--stdin", "--rate", "44100", "--channels", "2", "--format", "s16le",
+                        "--custom", "--models", str(digit_model)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = json_lines(out)
+    assert_events_match(events, truth)
+    assert {e["source"] for e in events} == {"stdin"}
+
+
+def test_audioset_classes_with_commas_and_per_class_threshold(tmp_path, yamnet, capsys):
+    stream = noise(9.0, amplitude=NOISE_LEVEL, seed=5)
+    beep_at, beep_s = 3.59, 2.0  # 0.71 s into window 6
+    at = round(beep_at * SAMPLE_RATE)
+    stream[at:at + round(beep_s * SAMPLE_RATE)] += tone(1000, beep_s)
+    path = write_wav(tmp_path / "beep.wav", stream)
+    code = listen.main(["--file", str(path), "--classes", "Beep, bleep,Smoke detector, smoke alarm",
+                        "--threshold", "Smoke detector, smoke alarm=0.9", "--threshold", "0.4"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "for Beep, bleep, Smoke detector, smoke alarm" in err
+    assert_events_match(json_lines(out), [(beep_at, beep_at + beep_s)], label="Beep, bleep")
+
+
+def test_broker_restarted_mid_stream_loses_nothing_and_keeps_order(digit_model, fsdd_dir, tmp_path, capsys, monkeypatch):
+    onsets = (1.67, 6.95, 12.23)  # 0.71 s into windows 2, 13 and 24
+    waveform, truth = digits_in_noise(fsdd_dir, 15.0, onsets, seed=11)
+    part_ends = [round(5.0 * SAMPLE_RATE), round(10.0 * SAMPLE_RATE), len(waveform)]
+    broker = Broker(tmp_path / "broker", persistent=True).start()
+    # A persistent session, like Home Assistant's: the broker keeps our messages while we reconnect.
+    subscriber = Subscriber(broker.port, ["audio2mqtt/restart/#"], client_id="test-subscriber")
+    read_fd, write_fd = os.pipe()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(os.fdopen(read_fd, "rb")))
+    result = {}
+    listener = threading.Thread(target=lambda: result.setdefault("code", listen.main(
+        ["--stdin", "--format", "f32le", "--custom", "--models", str(digit_model), "--mqtt-host", "127.0.0.1",
+         "--mqtt-port", str(broker.port), "--device-name", "restart"])))
+    stdout, stderr = [], []
+
+    def stdout_events():
+        captured = capsys.readouterr()
+        stderr.append(captured.err)
+        stdout.extend(json_lines(captured.out))
+        return stdout
+
+    def published(messages):
+        return [json.loads(p) for t, p, _ in messages if t == "audio2mqtt/restart/event"]
+
+    try:
+        listener.start()
+        os.write(write_fd, pcm_bytes(waveform[:part_ends[0]]))
+        got = subscriber.wait_for(lambda m: len(published(m)) == 2 and m[-1][1] == "OFF", timeout=60)
+        assert [e["event"] for e in published(got)] == ["start", "end"]
+
+        broker.stop()  # the broker goes away between two events ...
+        os.write(write_fd, pcm_bytes(waveform[part_ends[0]:part_ends[1]]))
+        deadline = time.monotonic() + 30
+        while len(stdout_events()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(stdout) == 4  # ... and the second burst is detected while it is away
+
+        broker.start()
+        os.write(write_fd, pcm_bytes(waveform[part_ends[1]:]))
+        os.close(write_fd)
+        write_fd = None
+        listener.join(timeout=60)
+        assert not listener.is_alive() and result["code"] == 0
+        stdout_events()
+        got = subscriber.wait_for(lambda m: len(published(m)) >= 6, timeout=30)
+    finally:
+        if write_fd is not None:
+            os.close(write_fd)
+        listener.join(timeout=10)
+        subscriber.close()
+        broker.stop()
+    assert_events_match(stdout, truth)
+    assert published(got) == stdout  # none lost, none doubled, same order
+    assert "lost MQTT broker" in "".join(stderr)
+
+
+def test_sigterm_ends_open_events_and_publishes_offline(digit_model, digit_stream, broker, capsys, monkeypatch):
+    path, waveform, truth = digit_stream
+    in_first_burst = round((truth[0][0] + 0.8) * SAMPLE_RATE)
+    read_fd, write_fd = os.pipe()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(os.fdopen(read_fd, "rb")))
+    subscriber = Subscriber(broker.port, ["audio2mqtt/term/#"])
+
+    def feed_then_terminate():
+        os.write(write_fd, pcm_bytes(waveform[:in_first_burst]))  # the pipe stays open: a live stream
+        subscriber.wait_for(lambda m: ("audio2mqtt/term/digit/state", "ON", False) in m, timeout=60)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    feeder = threading.Thread(target=feed_then_terminate)
+    feeder.start()
+    try:
+        code = listen.main(["--stdin", "--format", "f32le", "--custom", "--models", str(digit_model),
+                            "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--device-name", "term"])
+    finally:
+        feeder.join(timeout=60)
+        os.close(write_fd)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [e["event"] for e in json_lines(out)] == ["start", "end"]  # the open event was ended
+    kept = retained(broker.port, "audio2mqtt/term/#")
+    subscriber.close()
+    assert kept == {"audio2mqtt/term/digit/state": "OFF", "audio2mqtt/term/availability": "offline"}
+
+
+def test_killed_listener_leaves_its_offline_will(broker):
+    subscriber = Subscriber(broker.port, ["audio2mqtt/killed/availability"])
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_DIR / "listen.py"), "--stdin", "--classes", "Speech", "--mqtt-host", "127.0.0.1",
+         "--mqtt-port", str(broker.port), "--device-name", "killed"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_DIR)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("listening to stdin")):  # printed once YAMNet is loaded
+            lines.append(process.stderr.readline().decode())
+            assert lines[-1], "listen.py exited early:\n" + "".join(lines)
+        got = subscriber.wait_for(lambda m: len(m) >= 1, timeout=10)
+        assert [p for _, p, _ in got] == ["online"]
+        process.kill()
+        got = subscriber.wait_for(lambda m: len(m) >= 2, timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+        subscriber.close()
+    assert [p for _, p, _ in got] == ["online", "offline"]
+    assert retained(broker.port, "audio2mqtt/killed/availability") == {"audio2mqtt/killed/availability": "offline"}
+
+
+@pytest.mark.parametrize("credentials", ["wrong-password", "none"])
+def test_wrong_password_is_one_clear_line_and_exit_1(credentials, tmp_path, capsys, monkeypatch):
+    broker = Broker(tmp_path / "broker", users={"homeassistant": "right"}).start()
+    wav = write_wav(tmp_path / "a.wav", tone(440, 1.0))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/audio2mqtt/mqtt.toml of the developer's
+    monkeypatch.delenv(MQTT_USERNAME_ENV_VAR, raising=False)
+    monkeypatch.delenv(MQTT_PASSWORD_ENV_VAR, raising=False)
+    if credentials == "wrong-password":
+        monkeypatch.setenv(MQTT_USERNAME_ENV_VAR, "homeassistant")
+        monkeypatch.setenv(MQTT_PASSWORD_ENV_VAR, "wrong")
+    try:
+        code = listen.main(["--file", str(wav), "--classes", "Speech", "--mqtt-host", "127.0.0.1",
+                            "--mqtt-port", str(broker.port)])
+    finally:
+        broker.stop()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith(f"error: MQTT broker 127.0.0.1:{broker.port} refused the login"), err
+    assert MQTT_PASSWORD_ENV_VAR in err
