@@ -187,8 +187,9 @@ def make_publisher(args, labels: list[str]) -> MqttPublisher:
                          queue_size=args.queue_size or LISTEN.queue_size)
 
 
-class _Stop(Exception):
-    """SIGTERM: end like Ctrl+C."""
+class _Stop(BaseException):
+    """SIGTERM: end like Ctrl+C. A BaseException, like KeyboardInterrupt, because the signal may land
+    inside library code that catches Exception: TensorFlow turns one into a TypeError mid-inference."""
 
 
 def _raise_stop(signum, frame):

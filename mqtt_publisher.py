@@ -28,6 +28,9 @@ from params import LISTEN, MQTT_CONFIG_FILE, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAM
 
 _SENDING = -1  # _in_flight while publish() runs: paho's message ids are 1..65535
 
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: a certificate for another host.
+HOST_MISMATCH_CODES = {62, 64}
+
 # CONNACK refusals that retrying cannot fix (paho names them alike for MQTT 3.1.1 and 5).
 LOGIN_REFUSALS = {"Bad user name or password", "Not authorized"}
 
@@ -119,6 +122,12 @@ def discovery_config(topics: Topics, label: str, device_name: str) -> dict:
     }
 
 
+def _reason(e: OSError) -> str:
+    """The most telling short text of a socket or TLS error: the certificate check's own words first."""
+    text = getattr(e, "verify_message", None) or getattr(e, "reason", None) or e.strerror or str(e)
+    return text.rstrip(".") or type(e).__name__
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -148,6 +157,8 @@ class MqttPublisher:
         self._was_connected = False
         self._closing = False
         self._connack = threading.Event()
+        self._refused = False            # a CONNACK said no (already reported)
+        self._closed_unanswered = False  # the broker hung up before any CONNACK, e.g. plain MQTT to a TLS port
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=f"audio2mqtt-{topics.node}-{os.getpid()}", protocol=mqtt.MQTTv311)
@@ -155,7 +166,11 @@ class MqttPublisher:
         if settings.username is not None:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls:
-            client.tls_set(ca_certs=str(settings.cafile) if settings.cafile else None)
+            try:
+                client.tls_set(ca_certs=str(settings.cafile) if settings.cafile else None)
+            except OSError as e:  # missing or unreadable file, or not PEM (ssl.SSLError is an OSError)
+                raise MqttError(f"cannot load CA certificate {settings.cafile} ({_reason(e)}): "
+                                f"--cafile wants the broker's CA certificate as a PEM file") from e
         client.reconnect_delay_set(*reconnect_seconds)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -183,11 +198,17 @@ class MqttPublisher:
         try:
             self._client.connect(self.settings.host, self.settings.port, self.settings.keepalive)
         except ssl.SSLError as e:
-            raise MqttError(f"TLS with MQTT broker {self.where} failed ({e.reason or e}): "
-                            f"check --cafile and that the broker speaks TLS on this port") from e
+            if getattr(e, "verify_code", None) in HOST_MISMATCH_CODES:
+                hint = "give --mqtt-host as a name or address the broker's certificate was issued for"
+            else:
+                hint = "check --cafile and that the broker speaks TLS on this port"
+            raise MqttError(f"TLS with MQTT broker {self.where} failed ({_reason(e)}): {hint}") from e
         except OSError as e:  # refused, unreachable, unknown host: the broker may come up later
-            reason = e.strerror or str(e) or type(e).__name__
-            self.log(f"warning: MQTT broker {self.where} unreachable ({reason}); listening anyway, "
+            if self.settings.tls and isinstance(e, (ConnectionResetError, ConnectionAbortedError)):
+                raise MqttError(f"TLS with MQTT broker {self.where} failed: it closed the connection during the "
+                                f"handshake ({_reason(e)}); check that it speaks TLS on this port "
+                                f"(usually {LISTEN.mqtt_tls_port})") from e
+            self.log(f"warning: MQTT broker {self.where} unreachable ({_reason(e)}); listening anyway, "
                      f"events are queued and sent when it is back")
             reachable = False
         self._client.loop_start()
@@ -198,7 +219,13 @@ class MqttPublisher:
             self._client.loop_stop()
             raise MqttError(self.fatal)
         with self._cond:
-            return self._connected
+            connected = self._connected
+        if reachable and not connected and not self._refused:
+            why = "closed the connection without answering" if self._closed_unanswered else \
+                f"did not answer within {timeout:g} s"
+            hint = "" if self.settings.tls else f" (if it speaks only TLS, as on port {LISTEN.mqtt_tls_port}, add --tls)"
+            self.log(f"warning: MQTT broker {self.where} {why}{hint}; listening anyway, retrying")
+        return connected
 
     def publish_event(self, event: dict) -> None:
         """Queue an event for `<prefix>/event` and its label's retained ON/OFF state."""
@@ -284,6 +311,7 @@ class MqttPublisher:
                 client.disconnect()
             else:
                 self.log(f"warning: MQTT broker {self.where} refused the connection ({name}); retrying")
+            self._refused = True
             self._connack.set()
             with self._cond:
                 self._cond.notify_all()
@@ -308,6 +336,9 @@ class MqttPublisher:
         self._connack.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not self._connack.is_set():  # during start(): let it report now instead of at its timeout
+            self._closed_unanswered = True
+            self._connack.set()
         with self._cond:
             was_connected, self._connected = self._connected, False
             self._cond.notify_all()

@@ -19,10 +19,11 @@ from scipy.signal import resample_poly
 import listen
 import train
 from audio_source import StreamResampler, decode_pcm, open_pcm
+from alsa_microphone import AlsaMicrophone
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, noise, tone, write_wav
 from detection import StreamFramer
-from mosquitto_broker import Broker, Subscriber, retained
+from mosquitto_broker import Broker, Subscriber, issue_server_cert, make_ca, retained
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, read_credentials
 from params import LISTEN_WINDOW_SAMPLES, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR, SAMPLE_RATE, YAMNET
 
@@ -461,3 +462,134 @@ def test_wrong_password_is_one_clear_line_and_exit_1(credentials, tmp_path, caps
     assert code == 1
     assert err.count("\n") == 1 and err.startswith(f"error: MQTT broker 127.0.0.1:{broker.port} refused the login"), err
     assert MQTT_PASSWORD_ENV_VAR in err
+
+
+# --- TLS: a throwaway CA, a TLS-only Mosquitto, a TLS subscriber ------------------------------------------
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """A broker that speaks only TLS, with a certificate for 127.0.0.1 signed by a CA made here."""
+    tls = issue_server_cert(tmp_path / "server", make_ca(tmp_path / "ca"))
+    broker = Broker(tmp_path / "broker", tls=tls).start()
+    yield broker, tls.cafile
+    broker.stop()
+
+
+def test_tls_with_cafile_delivers_events_to_a_tls_subscriber(digit_model, digit_stream, tls_broker, capsys):
+    broker, cafile = tls_broker
+    path, _, truth = digit_stream
+    subscriber = Subscriber(broker.port, ["audio2mqtt/tls/#"], cafile=cafile)
+    try:
+        code = listen.main(["--file", str(path), "--custom", "--models", str(digit_model), "--mqtt-host", "127.0.0.1",
+                            "--mqtt-port", str(broker.port), "--tls", "--cafile", str(cafile), "--device-name", "tls"])
+        out, err = capsys.readouterr()
+        got = subscriber.wait_for(lambda m: ("audio2mqtt/tls/availability", "offline", False) in m, timeout=10)
+    finally:
+        subscriber.close()
+    assert code == 0, err
+    assert "warning" not in err, err
+    events = json_lines(out)
+    assert_events_match(events, truth)
+    assert [json.loads(p) for t, p, _ in got if t == "audio2mqtt/tls/event"] == events
+    assert [p for t, p, _ in got if t == "audio2mqtt/tls/digit/state"][-4:] == ["ON", "OFF", "ON", "OFF"]
+
+
+TLS_FAILED = "TLS with MQTT broker 127.0.0.1:{port} failed ("
+
+
+# (case, start of the line, a later part): OpenSSL's own wording of a failed check varies with its version.
+@pytest.mark.parametrize("case,start,later", [
+    ("CA that did not sign it", TLS_FAILED, "): check --cafile"),
+    ("certificate for another host", TLS_FAILED + "IP address mismatch",
+     "): give --mqtt-host as a name or address the broker's certificate was issued for"),
+    ("missing CA file", "cannot load CA certificate {cafile} (", "): --cafile wants the broker's CA certificate"),
+    ("CA file not PEM", "cannot load CA certificate {cafile} (", "): --cafile wants the broker's CA certificate"),
+    # The broker hangs up on the ClientHello: a reset, or an EOF inside the handshake, as the timing falls.
+    ("broker without TLS", "TLS with MQTT broker 127.0.0.1:{port} failed", "speaks TLS on this port"),
+], ids=["wrong-ca", "other-host", "missing-cafile", "cafile-not-pem", "plain-broker"])
+def test_tls_failure_is_one_clear_line_and_exit_1(case, start, later, tmp_path, capsys):
+    ca = make_ca(tmp_path / "ca")
+    cafile = ca[0]
+    tls = issue_server_cert(tmp_path / "server", ca, names=("mqtt.example.org",) if "another host" in case else
+                            ("127.0.0.1", "localhost"))
+    if case == "CA that did not sign it":
+        cafile = make_ca(tmp_path / "other-ca", "another test CA")[0]
+    elif case == "missing CA file":
+        cafile = tmp_path / "no-such-ca.crt"
+    elif case == "CA file not PEM":
+        cafile = write_wav(tmp_path / "ca.wav", tone(440, 0.1))
+    broker = Broker(tmp_path / "broker", tls=None if case == "broker without TLS" else tls).start()
+    wav = write_wav(tmp_path / "a.wav", tone(440, 1.0))
+    try:
+        code = listen.main(["--file", str(wav), "--classes", "Speech", "--mqtt-host", "127.0.0.1",
+                            "--mqtt-port", str(broker.port), "--tls", "--cafile", str(cafile)])
+    finally:
+        broker.stop()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("error: " + start.format(port=broker.port, cafile=cafile)), err
+    assert later in err, err
+
+
+def test_plain_mqtt_to_a_tls_port_warns_to_add_tls(tls_broker, tmp_path, capsys):
+    broker, _ = tls_broker
+    wav = write_wav(tmp_path / "a.wav", tone(440, 1.0))
+    code = listen.main(["--file", str(wav), "--classes", "Speech", "--mqtt-host", "127.0.0.1",
+                        "--mqtt-port", str(broker.port)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"warning: MQTT broker 127.0.0.1:{broker.port} closed the connection without answering" in err
+    assert "add --tls" in err
+
+
+# --- a sound card: a virtual ALSA microphone through PortAudio (see tests/alsa_microphone.py) ------------
+
+def test_list_devices_shows_an_alsa_microphone(tmp_path):
+    microphone = AlsaMicrophone(tmp_path, "audio2mqtt_listed_mic")
+    try:
+        result = subprocess.run([sys.executable, str(PROJECT_DIR / "listen.py"), "--list-devices"], env=microphone.env,
+                                cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+    finally:
+        microphone.close()
+    assert result.returncode == 0, result.stderr
+    assert any(": audio2mqtt_listed_mic (" in line and " ch, " in line for line in result.stdout.splitlines()), result.stdout
+
+
+def test_device_stream_events_at_known_offsets(digit_model, digit_stream, tmp_path):
+    """listen.py --device NAME in a subprocess records the stream through PortAudio and ALSA, then is
+    stopped with SIGTERM like a service, as a microphone never ends."""
+    _, waveform, truth = digit_stream
+    microphone = AlsaMicrophone(tmp_path)
+    microphone.play(waveform)
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT_DIR / "listen.py"), "--device", microphone.name, "--custom",
+             "--models", str(digit_model)],
+            env=microphone.env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    lines, all_events_in = [], threading.Event()
+
+    def read_stdout():
+        for line in process.stdout:
+            lines.append(line)
+            if len(lines) == 2 * len(truth):
+                all_events_in.set()
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    try:
+        all_events_in.wait(timeout=120)
+        process.send_signal(signal.SIGTERM)
+        microphone.close()  # the recorder waits in a read of the FIFO: let it return, so the stream stops
+        process.wait(timeout=60)
+    finally:
+        microphone.close()
+        process.kill()
+        process.wait()
+    reader.join(timeout=10)
+    err = stderr_path.read_text()
+    assert process.returncode == 0, err
+    assert f"listening to device:{microphone.name} for digit" in err
+    events = json_lines("".join(lines))
+    assert_events_match(events, truth)
+    assert {e["source"] for e in events} == {f"device:{microphone.name}"}
