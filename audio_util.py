@@ -4,6 +4,7 @@
 mono float32 at 16 kHz in [-1, 1]. Everything else is pure maths or folder walking.
 
 CLI:  python audio_util.py convert in/ out/
+      python audio_util.py background kitchen.wav training/background/ [--synthetic 20]
 """
 
 import argparse
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output
-from params import AUDIO_EXTENSIONS, SAMPLE_RATE
+from params import AUDIO_EXTENSIONS, SAMPLE_RATE, YAMNET
 
 
 class AudioError(Exception):
@@ -165,6 +166,70 @@ def convert_tree(in_path: Path, out_path: Path, single_target: Path | None = Non
     return converted, failed, non_audio
 
 
+def cut_into_clips(waveform: np.ndarray, clip_samples: int) -> list[np.ndarray]:
+    """Consecutive clips of `clip_samples`; a last piece shorter than half a clip is dropped."""
+    clips = [waveform[i:i + clip_samples] for i in range(0, len(waveform), clip_samples)]
+    return [clip for clip in clips if len(clip) * 2 >= clip_samples]
+
+
+def synthetic_background(count: int, clip_samples: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """`count` clips of white, pink and brown noise and near-silence at varied levels, as (name, clip).
+
+    Levels are drawn from -50..-15 dBFS (noise) and -75..-60 dBFS (near-silence), so the model
+    sees quiet rooms as well as hiss and hum-like rumble.
+    """
+    from augment import NOISE_COLORS, apply_gain, colored_noise, rms
+
+    rng = np.random.default_rng(seed)
+    kinds = (*NOISE_COLORS, "silence")
+    clips = []
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        noise = colored_noise(clip_samples, "white" if kind == "silence" else kind, rng)
+        low, high = (-75.0, -60.0) if kind == "silence" else (-50.0, -15.0)
+        target_dbfs = rng.uniform(low, high)
+        clip = apply_gain(noise, target_dbfs - 20.0 * np.log10(max(rms(noise), 1e-12)))
+        clips.append((f"synthetic_{kind}_{i:03d}", clip))
+    return clips
+
+
+def _background_command(args, parser) -> int:
+    out_dir = Path(args.output)
+    if not args.inputs and not args.synthetic:
+        parser.error("give ambient recordings to cut, or --synthetic N, or both")
+    if args.seconds < YAMNET.patch_window_seconds:
+        parser.error(f"--seconds must be at least {YAMNET.patch_window_seconds} (one YAMNet window)")
+    for source in args.inputs:
+        if Path(source).is_dir() and _is_inside(out_dir, Path(source)):
+            parser.error(f"output {out_dir} is inside input {source}; choose a folder outside it")
+    clip_samples = round(args.seconds * SAMPLE_RATE)
+    written, failed = 0, 0
+    audio_files = []
+    for source in args.inputs:
+        found, _non_audio = walk_audio_files(source)
+        if not found:
+            reason = "no audio files here" if Path(source).exists() else "no such file or folder"
+            print(f"skipped {source}: {reason}", file=sys.stderr)
+            failed += 1
+        audio_files += found
+    for path, waveform in iter_loaded_audio(audio_files):
+        if isinstance(waveform, AudioError):
+            print(f"skipped {waveform}", file=sys.stderr)
+            failed += 1
+            continue
+        for i, clip in enumerate(cut_into_clips(waveform, clip_samples)):
+            write_wav_atomic(out_dir / f"{path.stem}_bg{i:04d}.wav", clip)
+            written += 1
+    for name, clip in synthetic_background(args.synthetic, clip_samples, args.seed):
+        write_wav_atomic(out_dir / f"{name}.wav", clip)
+        written += 1
+    summary = f"wrote {written} background clip(s) of {args.seconds:g} s to {out_dir}"
+    if failed:
+        summary += f"; {failed} input(s) failed and were skipped"
+    print(summary)
+    return 1 if failed else 0
+
+
 def _convert_command(args, parser) -> int:
     in_path, out_path = Path(args.input), Path(args.output)
     if not in_path.exists():
@@ -197,10 +262,24 @@ def main(argv=None) -> int:
     )
     convert.add_argument("input", help="an audio file or a folder of audio files")
     convert.add_argument("output", help="output folder (or a .wav name when the input is one file)")
+    background = commands.add_parser(
+        "background",
+        help="make background clips: cut long ambient recordings, and/or generate noise and near-silence",
+        description="Fill a background class: cut long recordings of your room (a kitchen, a TV evening, "
+        "game music) into clips, and/or generate white/pink/brown noise and near-silence at varied levels. "
+        "Example: python audio_util.py background kitchen.wav training/background/ --synthetic 20",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    background.add_argument("inputs", nargs="*", help="ambient recordings (files or folders) to cut into clips")
+    background.add_argument("output", help="folder to write the clips to, e.g. training/background/")
+    background.add_argument("--seconds", type=float, default=2.0, help="length of each clip")
+    background.add_argument("--synthetic", type=int, default=0, metavar="N",
+                            help="also generate N clips of noise and near-silence")
+    background.add_argument("--seed", type=int, default=0, help="seed for the synthetic clips")
     args = parser.parse_args(argv)
     if args.command == "convert":
         return _convert_command(args, convert)
-    return 2  # unreachable: argparse requires a command
+    return _background_command(args, background)
 
 
 if __name__ == "__main__":

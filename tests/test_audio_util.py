@@ -155,3 +155,35 @@ def test_convert_missing_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         audio_util.main(["convert", str(tmp_path / "nope"), str(tmp_path / "out")])
     assert info.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_background_cuts_recordings_and_generates_noise(tmp_path, capsys):
+    ambient = write_wav(tmp_path / "kitchen.wav", noise(5.0, sr=44100, amplitude=0.1), sr=44100)
+    out = tmp_path / "training" / "background"
+    assert audio_util.main(["background", str(ambient), str(out), "--seconds", "2", "--synthetic", "8"]) == 0
+    assert "wrote 11 background clip(s)" in capsys.readouterr().out  # 2 + 2 + a 1 s tail (half a clip kept) + 8
+    cut = sorted(out.glob("kitchen_bg*.wav"))
+    assert [soundfile.info(str(p)).frames for p in cut] == [32000, 32000, 16000]
+    levels = {p.name.split("_")[1]: rms_dbfs(load_audio_16k_mono(p)) for p in out.glob("synthetic_*.wav")}
+    assert set(levels) == {"white", "pink", "brown", "silence"}
+    assert -76 < levels["silence"] < -59
+    for kind in ("white", "pink", "brown"):
+        assert -51 < levels[kind] < -14
+
+
+def test_background_pink_noise_is_pinker_than_white():
+    low_share = {}
+    for name, clip in audio_util.synthetic_background(4, SAMPLE_RATE * 2, seed=1):
+        spectrum = np.abs(np.fft.rfft(clip)) ** 2
+        low_share[name.split("_")[1]] = spectrum[: len(spectrum) // 8].sum() / spectrum.sum()
+    assert low_share["white"] < low_share["pink"] < low_share["brown"]
+
+
+def test_background_reports_bad_inputs_and_needs_something_to_do(tmp_path, capsys):
+    (tmp_path / "broken.wav").write_text("no")
+    assert audio_util.main(["background", str(tmp_path / "broken.wav"), str(tmp_path / "nope.wav"), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "broken.wav: not a readable audio file" in err and "nope.wav: no such file or folder" in err
+    with pytest.raises(SystemExit) as info:
+        audio_util.main(["background", str(tmp_path / "out")])
+    assert info.value.code == 2
