@@ -1,0 +1,136 @@
+"""evaluate.py: the metric maths without TensorFlow, and one end-to-end run on a tiny trained model."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import tone, write_wav
+
+import evaluate
+
+
+# --- pure maths (milliseconds) -----------------------------------------------------------------------
+
+def test_confusion_matrix_rows_are_truth_columns_predictions():
+    matrix = evaluate.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    with pytest.raises(ValueError):
+        evaluate.confusion_matrix([0, 1], [0], 2)
+    with pytest.raises(ValueError):
+        evaluate.confusion_matrix([0, 3], [0, 1], 2)
+
+
+def test_precision_recall_f1_by_hand():
+    # true:      a a a a b b c
+    # predicted: a a a b b c c
+    matrix = evaluate.confusion_matrix([0, 0, 0, 0, 1, 1, 2], [0, 0, 0, 1, 1, 2, 2], 3)
+    a, b, c = evaluate.per_class_metrics(matrix)
+    assert (a["precision"], a["recall"], a["support"]) == (1.0, 0.75, 4)
+    assert a["f1"] == pytest.approx(2 * 0.75 / 1.75)
+    assert (b["precision"], b["recall"], b["f1"]) == (0.5, 0.5, 0.5)
+    assert (c["precision"], c["recall"]) == (0.5, 1.0)
+    assert c["f1"] == pytest.approx(2 / 3)
+
+
+def test_undefined_ratios_are_none_not_zero():
+    # class 2 has no test clips and is never predicted; class 1 has clips but is never predicted
+    matrix = evaluate.confusion_matrix([0, 1], [0, 0], 3)
+    metrics = evaluate.per_class_metrics(matrix)
+    assert metrics[1]["precision"] is None and metrics[1]["recall"] == 0.0 and metrics[1]["f1"] is None
+    assert metrics[2] == {"precision": None, "recall": None, "f1": None, "support": 0}
+
+
+def test_report_accuracy_macro_and_errors():
+    report = evaluate.build_report(["dog", "cat"], [0, 0, 1, 1], [0, 1, 1, 1], files=["d1", "d2", "c1", "c2"])
+    assert report["accuracy"] == 0.75 and report["clips"] == 4
+    assert report["labels"] == ["dog", "cat"]
+    assert report["confusion"] == [[1, 1], [0, 2]]
+    assert report["per_class"]["dog"]["recall"] == 0.5 and report["per_class"]["cat"]["precision"] == pytest.approx(2 / 3)
+    assert report["macro"]["recall"] == pytest.approx(0.75)
+    assert report["errors"] == [{"file": "d2", "true": "dog", "predicted": "cat"}]
+    json.dumps(report)  # plain data all the way down
+    text = evaluate.format_report(report)
+    assert "accuracy: 75.0% of 4 clips" in text
+    assert text.splitlines()[-1].split() == ["cat", "0", "2"]
+
+
+def test_unknown_test_classes_are_refused():
+    files = {"dog": ["d.wav"], "horse": ["h.wav"]}
+    with pytest.raises(evaluate.EvaluationError, match="'horse'"):
+        evaluate.match_test_folder(files, ["dog", "cat"])
+    assert evaluate.match_test_folder({"cat": ["c.wav"]}, ["dog", "cat"]) == [("c.wav", 1)]
+
+
+def test_clip_settings_from_model_json():
+    assert evaluate.clip_settings({}) == (1, None)
+    assert evaluate.clip_settings({"clip": {"views": 4, "level_dbfs": -20.0}}) == (4, -20.0)
+    with pytest.raises(evaluate.EvaluationError):
+        evaluate.clip_settings({"clip": {"views": 0}})
+
+
+def test_missing_model_dir_is_one_line_error(tmp_path, capsys):
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    assert evaluate.main([str(tmp_path / "test"), str(tmp_path / "nomodel")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no trained model") and "\n" not in err
+
+
+# --- end to end (real YAMNet, a head trained here) -------------------------------------------------------
+
+def test_end_to_end_on_a_tiny_model(tmp_path, fsdd_dir, yamnet, capsys):
+    import train
+
+    train_dir, test_dir, model_dir = tmp_path / "train", tmp_path / "test", tmp_path / "model"
+    for digit, name in [(0, "zero"), (1, "one")]:
+        (train_dir / name).mkdir(parents=True)
+        (test_dir / name).mkdir(parents=True)
+        for n in range(6):
+            shutil.copy(fsdd_dir / f"{digit}_jackson_{n}.wav", train_dir / name / f"{n}.wav")
+        for n in range(40, 44):
+            shutil.copy(fsdd_dir / f"{digit}_jackson_{n}.wav", test_dir / name / f"{n}.wav")
+    for n in range(6):
+        write_wav(train_dir / "tone" / f"{n}.wav", tone(500 + 200 * n, 1.0))
+    for n in range(4):
+        write_wav(test_dir / "tone" / f"{n}.wav", tone(650 + 200 * n, 1.5))
+    cache = tmp_path / "cache"
+    assert train.main([str(train_dir), str(model_dir), "--epochs", "30", "--val-split", "0",
+                       "--quiet", "--cache-dir", str(cache), "--yamnet", yamnet.handle]) == 0
+    capsys.readouterr()
+
+    out = tmp_path / "report"
+    code = evaluate.main([str(test_dir), str(model_dir), "--json", "--out", str(out), "--cache-dir", str(cache)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)  # exactly one JSON object on stdout
+    assert report["labels"] == ["one", "tone", "zero"]
+    assert report["clips"] == 12
+    assert np.array(report["confusion"]).sum() == 12
+    assert report["per_class"]["tone"]["recall"] == 1.0  # easy: a tone is never a spoken digit
+    assert report["accuracy"] >= 0.75  # same speaker, two digits and tones
+    png = out / "confusion.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (model_dir / "confusion.png").exists()
+
+    # text report, PNG beside the model by default
+    assert evaluate.main([str(test_dir), str(model_dir), "--cache-dir", str(cache)]) == 0
+    text = capsys.readouterr().out
+    assert "confusion matrix" in text and "precision" in text
+    assert (model_dir / "confusion.png").is_file()
+
+    # a model trained with level-scaled, time-shifted clips is evaluated the same way
+    meta_path = model_dir / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["clip"] = {"views": 4, "level_dbfs": -20.0}
+    meta_path.write_text(json.dumps(meta))
+    assert evaluate.main([str(test_dir), str(model_dir), "--json", "--cache-dir", str(cache)]) == 0
+    views_report = json.loads(capsys.readouterr().out)
+    assert views_report["clip"] == {"views": 4, "level_dbfs": -20.0}
+    assert views_report["clips"] == 12 and views_report["per_class"]["tone"]["recall"] == 1.0
+
+    # a test class the model does not know is refused with one line
+    shutil.copytree(test_dir / "tone", test_dir / "siren")
+    assert evaluate.main([str(test_dir), str(model_dir), "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "'siren'" in err and "\n" not in err
