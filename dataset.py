@@ -6,6 +6,7 @@ Folder scanning, splitting and the cache are TF-free; only `embed_files` needs a
 import hashlib
 import os
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,48 @@ def split_by_file(files_by_class: dict[str, list[Path]], val_fraction: float, se
         val += [(path, index) for path in files[:n_val]]
         train += [(path, index) for path in files[n_val:]]
     return train, val
+
+
+def group_of(path, group_by: str | None) -> str:
+    """The group a file belongs to: the first capture group (or whole match) of `group_by` in its
+    name, e.g. r"_([a-z]+)_" puts 7_jackson_32.wav in group 'jackson'; no pattern: the file itself."""
+    name = Path(path).name
+    if not group_by:
+        return name
+    match = re.search(group_by, name)
+    if match is None:
+        raise DatasetError(f"--group-by {group_by!r} does not match file {name}: every file needs a group")
+    return match.group(1) if match.groups() else match.group(0)
+
+
+def cross_validation_folds(files_by_class: dict[str, list[Path]], k: int, seed: int, group_by: str | None = None):
+    """K folds by file (or by group): each fold is (train, test) lists of (path, class index), and
+    every file is tested exactly once. Groups are dealt to folds largest first, round-robin per class."""
+    if k < 2:
+        raise DatasetError("--cv needs at least 2 folds")
+    items = [(path, index) for index, files in enumerate(files_by_class.values()) for path in files]
+    groups = sorted({group_of(path, group_by) for path, _ in items})
+    if len(groups) < k:
+        raise DatasetError(f"--cv {k} needs at least {k} {'groups' if group_by else 'files'}, found {len(groups)}")
+    rng = random.Random(seed)
+    rng.shuffle(groups)
+    if group_by:
+        fold_of = {group: i % k for i, group in enumerate(groups)}
+    else:
+        # Stratify plain file folds: deal each class's files round-robin from a random start.
+        fold_of = {}
+        for index, files in enumerate(files_by_class.values()):
+            shuffled = sorted(files)
+            rng.shuffle(shuffled)
+            start = rng.randrange(k)
+            fold_of.update({str(path): (start + i) % k for i, path in enumerate(shuffled)})
+    key = (lambda path: group_of(path, group_by)) if group_by else str
+    folds = []
+    for fold in range(k):
+        test = [(path, label) for path, label in items if fold_of[key(path)] == fold]
+        train = [(path, label) for path, label in items if fold_of[key(path)] != fold]
+        folds.append((train, test))
+    return folds
 
 
 def default_cache_dir() -> Path:

@@ -7,6 +7,7 @@ Writes classifier.keras, class_names.txt and model.json into the output folder.
 
 import argparse
 import datetime
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from dataset import (
     DatasetError,
     EmbeddingCache,
     check_classes,
+    cross_validation_folds,
     default_cache_dir,
     embed_files,
     frames_and_labels,
@@ -41,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=TRAINING.seed, help="seed for the split and the weights")
     parser.add_argument("--yamnet", metavar="HANDLE", default=None,
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+    parser.add_argument("--cv", type=int, default=0, metavar="K",
+                        help="also estimate accuracy by K-fold cross-validation by file (0: off)")
+    parser.add_argument("--group-by", metavar="REGEX", default=None,
+                        help=r"with --cv: keep files whose names share a group on one side of every fold, "
+                             r"e.g. '_([a-z]+)_' for the speaker in 7_jackson_32.wav")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="embedding cache folder (default: ~/.cache/audio2mqtt/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
@@ -65,6 +72,52 @@ def clip_accuracy(model: CustomModel, items, embeddings: dict) -> float | None:
     return correct / len(scored)
 
 
+def fit_head(args, num_classes: int, x, y, validation=None, print_epochs: bool = False):
+    """A fresh head trained on frames x (n, 1024) with labels y (n,); returns (head, Keras history)."""
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    head = build_classifier_head(num_classes)
+    history = head.fit(
+        x, y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=validation,
+        callbacks=[keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: print(format_epoch(epoch, args.epochs, logs), flush=True))]
+        if print_epochs else [],
+        verbose=0,
+    )
+    return head, history
+
+
+def cross_validate(args, files_by_class: dict, embeddings: dict, class_names: list[str]) -> dict:
+    """K-fold by file (or by --group-by group): train on K-1 folds, classify the held-out clips as
+    main.py --custom does; print each fold and the pooled report. Returns a summary for model.json."""
+    from evaluate import build_report, format_report
+
+    folds = cross_validation_folds(files_by_class, args.cv, args.seed, args.group_by)
+    true, predicted, files, fold_accuracies = [], [], [], []
+    for number, (train_items, test_items) in enumerate(folds, 1):
+        x, y = frames_and_labels(train_items, embeddings)
+        head, _history = fit_head(args, len(class_names), x, y)
+        model = CustomModel(head=head, class_names=class_names, meta={})
+        fold_true = [label for _path, label in test_items]
+        fold_predicted = [int(np.argmax(model.clip_probabilities(embeddings[path]))) for path, _label in test_items]
+        accuracy = float(np.mean(np.equal(fold_true, fold_predicted)))
+        fold_accuracies.append(accuracy)
+        print(f"cross-validation fold {number}/{args.cv}: {accuracy:.1%} of {len(test_items)} clips", flush=True)
+        true += fold_true
+        predicted += fold_predicted
+        files += [path for path, _label in test_items]
+    report = build_report(class_names, true, predicted, files)
+    print(f"cross-validation ({args.cv} folds{', grouped by ' + args.group_by if args.group_by else ''}): "
+          f"mean {np.mean(fold_accuracies):.1%} ± {np.std(fold_accuracies):.1%} per fold")
+    print(format_report(report))
+    return {"folds": args.cv, "group_by": args.group_by, "fold_accuracies": fold_accuracies,
+            "mean_accuracy": float(np.mean(fold_accuracies)), "report": {k: report[k] for k in ("accuracy", "per_class", "confusion", "labels")}}
+
+
 def train(args) -> int:
     files_by_class, notes = scan_training_folder(args.training_dir)
     for note in notes:
@@ -87,19 +140,10 @@ def train(args) -> int:
     x_val, y_val = frames_and_labels(val_items, result.embeddings)
     print(f"training on {len(train_items)} files ({len(x_train)} frames), validating on {len(val_items)} files ({len(x_val)} frames)")
 
-    import keras
+    cv_summary = cross_validate(args, usable, result.embeddings, class_names) if args.cv else None
 
-    keras.utils.set_random_seed(args.seed)
-    head = build_classifier_head(len(class_names))
-    history = head.fit(
-        x_train, y_train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_data=(x_val, y_val) if len(x_val) else None,
-        callbacks=[] if args.quiet else [keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: print(format_epoch(epoch, args.epochs, logs), flush=True))],
-        verbose=0,
-    )
+    head, history = fit_head(args, len(class_names), x_train, y_train, (x_val, y_val) if len(x_val) else None,
+                             print_epochs=not args.quiet)
     model = CustomModel(head=head, class_names=class_names, meta={})
     train_frame_accuracy = float(head.evaluate(x_train, y_train, verbose=0)[1])
     train_clip = clip_accuracy(model, train_items, result.embeddings)
@@ -138,6 +182,7 @@ def train(args) -> int:
             "train_clip_accuracy": train_clip,
             "val_clip_accuracy": val_clip,
             "val_frame_accuracy": val_frame_accuracy,
+            "cross_validation": cv_summary,
         },
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -155,6 +200,15 @@ def main(argv=None) -> int:
         parser.error("--batch-size must be at least 1")
     if not 0 <= args.val_split < 1:
         parser.error("--val-split must be in [0, 1)")
+    if args.cv == 1 or args.cv < 0:
+        parser.error("--cv needs at least 2 folds (0 turns it off)")
+    if args.group_by is not None:
+        if not args.cv:
+            parser.error("--group-by only applies with --cv")
+        try:
+            re.compile(args.group_by)
+        except re.error as e:
+            parser.error(f"--group-by is not a valid regular expression ({e})")
     if args.output_dir.exists() and not args.output_dir.is_dir():
         parser.error(f"output {args.output_dir} exists and is not a folder")
     try:

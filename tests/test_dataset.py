@@ -1,10 +1,20 @@
 """dataset: scanning class folders, refusals, the by-file split and the embedding cache. TF-free."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from conftest import tone, write_wav
-from dataset import DatasetError, EmbeddingCache, file_digest, frames_and_labels, scan_training_folder, split_by_file
+from dataset import (
+    DatasetError,
+    EmbeddingCache,
+    cross_validation_folds,
+    file_digest,
+    frames_and_labels,
+    scan_training_folder,
+    split_by_file,
+)
 
 
 def make_tree(root, counts: dict[str, int]):
@@ -82,3 +92,28 @@ def test_frames_and_labels_stack_per_file():
     x, y = frames_and_labels([("x", 0), ("y", 1), ("missing", 1)], embeddings)
     assert x.shape == (5, 1024) and x.dtype == np.float32
     assert y.tolist() == [0, 0, 1, 1, 1]
+
+
+def test_cross_validation_folds_test_every_file_once_stratified():
+    files = {"a": [Path(f"a{i}.wav") for i in range(10)], "b": [Path(f"b{i}.wav") for i in range(7)]}
+    folds = cross_validation_folds(files, 5, seed=0)
+    tested = [path for _train, test in folds for path, _ in test]
+    assert sorted(tested) == sorted(files["a"] + files["b"])
+    for train, test in folds:
+        assert not {p for p, _ in train} & {p for p, _ in test}
+        assert sum(1 for _, label in test if label == 0) == 2  # 10 files of class a over 5 folds
+        assert 1 <= sum(1 for _, label in test if label == 1) <= 2
+
+
+def test_cross_validation_group_by_keeps_a_speaker_on_one_side():
+    files = {d: [Path(f"{d}_{speaker}_{n}.wav") for speaker in ("george", "jackson", "lucas") for n in range(3)]
+             for d in ("0", "1")}
+    folds = cross_validation_folds(files, 3, seed=0, group_by=r"_([a-z]+)_")
+    for train, test in folds:
+        test_speakers = {p.name.split("_")[1] for p, _ in test}
+        train_speakers = {p.name.split("_")[1] for p, _ in train}
+        assert len(test_speakers) == 1 and not test_speakers & train_speakers
+    with pytest.raises(DatasetError, match="needs at least 4 groups, found 3"):
+        cross_validation_folds(files, 4, seed=0, group_by=r"_([a-z]+)_")
+    with pytest.raises(DatasetError, match="does not match file"):
+        cross_validation_folds(files, 2, seed=0, group_by=r"^x")

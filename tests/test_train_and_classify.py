@@ -172,3 +172,27 @@ def test_model_trained_on_another_yamnet_warns(trained, fsdd_dir, tmp_path, caps
     assert "trained on another YAMNet" in capsys.readouterr().err
     assert classify_cli.main([str(fsdd_dir / "1_theo_44.wav"), "--custom", "--models", str(models)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_cross_validation_by_speaker_reports_folds_and_stores_them(trained, tmp_path, capsys):
+    training, _models, cache, _ = trained
+    capsys.readouterr()
+    assert train_cli.main([str(training), str(tmp_path / "m"), "--cv", "3", "--group-by", r"_([a-z]+)_",
+                           "--epochs", "20", "--cache-dir", str(cache), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("cross-validation fold")] == [
+        "cross-validation fold 1/3", "cross-validation fold 2/3", "cross-validation fold 3/3"]
+    assert "confusion matrix" in out
+    cv = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["cross_validation"]
+    assert cv["folds"] == 3 and len(cv["fold_accuracies"]) == 3 and cv["group_by"] == r"_([a-z]+)_"
+    assert sum(sum(row) for row in cv["report"]["confusion"]) == 90  # every clip tested exactly once
+    assert cv["mean_accuracy"] > 0.4, cv  # unseen speakers; chance is 1/3
+
+
+@pytest.mark.parametrize("argv,message", [(["--group-by", "x"], "only applies with --cv"),
+                                          (["--cv", "1"], "at least 2 folds"),
+                                          (["--cv", "3", "--group-by", "("], "not a valid regular expression")])
+def test_cross_validation_usage_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        train_cli.main([str(tmp_path), str(tmp_path / "m"), *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
