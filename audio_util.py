@@ -64,6 +64,14 @@ def iter_loaded_audio(paths, read_ahead: int = 4):
             pending[i] = None  # drop the waveform once handed over
 
 
+def detach_closed_stdout() -> None:
+    """After a BrokenPipeError (e.g. `| head` quit early): point stdout at /dev/null so the
+    interpreter's final flush does not print a second traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """(n, channels) or (n,) -> (n,) float32, averaging channels."""
     if data.ndim == 1:
@@ -152,15 +160,20 @@ def convert_tree(in_path: Path, out_path: Path, single_target: Path | None = Non
         if target in taken:  # song.flac and song.wav in one folder: keep both
             target = out_path / relative.parent / (relative.name + ".wav")
         taken.add(target)
-        if target.resolve() == source.resolve():
-            failed.append((source, "output would overwrite the input"))
-            log(f"skipped {source}: output would overwrite the input", file=sys.stderr)
+        # Inputs are never written: not the file itself, nor any file in the input folder.
+        if target.resolve() == source.resolve() or in_path.is_dir() and _is_inside(target, in_path):
+            failed.append((source, "output would overwrite an input"))
+            log(f"skipped {source}: its output {target} would overwrite an input", file=sys.stderr)
             continue
         try:
             write_wav_atomic(target, load_audio_16k_mono(source))
         except AudioError as e:
             failed.append((source, str(e)))
             log(f"skipped {e}", file=sys.stderr)
+            continue
+        except OSError as e:
+            failed.append((source, f"cannot write {target}: {e.strerror or e}"))
+            log(f"skipped {source}: cannot write {target} ({e.strerror or e})", file=sys.stderr)
             continue
         converted += 1
     return converted, failed, non_audio
@@ -203,7 +216,7 @@ def _background_command(args, parser) -> int:
         if Path(source).is_dir() and _is_inside(out_dir, Path(source)):
             parser.error(f"output {out_dir} is inside input {source}; choose a folder outside it")
     clip_samples = round(args.seconds * SAMPLE_RATE)
-    written, failed = 0, 0
+    written, failed, stems_used = 0, 0, set()
     audio_files = []
     for source in args.inputs:
         found, _non_audio = walk_audio_files(source)
@@ -217,8 +230,12 @@ def _background_command(args, parser) -> int:
             print(f"skipped {waveform}", file=sys.stderr)
             failed += 1
             continue
+        stem = path.stem
+        while stem in stems_used:  # day1/rec.wav and day2/rec.wav: keep both
+            stem += "_"
+        stems_used.add(stem)
         for i, clip in enumerate(cut_into_clips(waveform, clip_samples)):
-            write_wav_atomic(out_dir / f"{path.stem}_bg{i:04d}.wav", clip)
+            write_wav_atomic(out_dir / f"{stem}_bg{i:04d}.wav", clip)
             written += 1
     for name, clip in synthetic_background(args.synthetic, clip_samples, args.seed):
         write_wav_atomic(out_dir / f"{name}.wav", clip)
@@ -277,9 +294,13 @@ def main(argv=None) -> int:
                             help="also generate N clips of noise and near-silence")
     background.add_argument("--seed", type=int, default=0, help="seed for the synthetic clips")
     args = parser.parse_args(argv)
-    if args.command == "convert":
-        return _convert_command(args, convert)
-    return _background_command(args, background)
+    try:
+        if args.command == "convert":
+            return _convert_command(args, convert)
+        return _background_command(args, background)
+    except OSError as e:  # an output folder that cannot be made or written
+        print(f"error: cannot write {e.filename or args.output}: {e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

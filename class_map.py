@@ -31,6 +31,8 @@ def read_class_names(path) -> list[str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ClassMapError(f"cannot read class names {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ClassMapError(f"{path} is not UTF-8 text: save it as UTF-8, one class name per line") from e
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise ClassMapError(f"{path} lists no class names")

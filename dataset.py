@@ -85,45 +85,43 @@ def split_by_file(files_by_class: dict[str, list[Path]], val_fraction: float, se
 
 
 def group_of(path, group_by: str | None) -> str:
-    """The group a file belongs to: the first capture group (or whole match) of `group_by` in its
-    name, e.g. r"_([a-z]+)_" puts 7_jackson_32.wav in group 'jackson'; no pattern: the file itself."""
+    """The group a file belongs to: the first capture group that took part (or the whole match) of
+    `group_by` in its name, e.g. r"_([a-z]+)_" puts 7_jackson_32.wav in group 'jackson'."""
     name = Path(path).name
-    if not group_by:
-        return name
     match = re.search(group_by, name)
     if match is None:
         raise DatasetError(f"--group-by {group_by!r} does not match file {name}: every file needs a group")
-    return match.group(1) if match.groups() else match.group(0)
+    return next((group for group in match.groups() if group is not None), match.group(0))
 
 
 def cross_validation_folds(files_by_class: dict[str, list[Path]], k: int, seed: int, group_by: str | None = None):
     """K folds by file (or by group): each fold is (train, test) lists of (path, class index), and
-    every file is tested exactly once. Groups are dealt to folds largest first, round-robin per class."""
+    every file is tested exactly once. Files are dealt round-robin class by class (stratified);
+    groups are dealt round-robin in random order."""
     if k < 2:
         raise DatasetError("--cv needs at least 2 folds")
     items = [(path, index) for index, files in enumerate(files_by_class.values()) for path in files]
-    groups = sorted({group_of(path, group_by) for path, _ in items})
-    if len(groups) < k:
-        raise DatasetError(f"--cv {k} needs at least {k} {'groups' if group_by else 'files'}, found {len(groups)}")
     rng = random.Random(seed)
-    rng.shuffle(groups)
+    fold_of = {}
     if group_by:
-        fold_of = {group: i % k for i, group in enumerate(groups)}
+        groups = sorted({group_of(path, group_by) for path, _ in items})
+        if len(groups) < k:
+            raise DatasetError(f"--cv {k} needs at least {k} groups, found {len(groups)}: {', '.join(groups)}")
+        rng.shuffle(groups)
+        fold_of_group = {group: i % k for i, group in enumerate(groups)}
+        fold_of = {path: fold_of_group[group_of(path, group_by)] for path, _ in items}
     else:
-        # Stratify plain file folds: deal each class's files round-robin from a random start.
-        fold_of = {}
-        for index, files in enumerate(files_by_class.values()):
+        if len(items) < k:
+            raise DatasetError(f"--cv {k} needs at least {k} files, found {len(items)}")
+        dealt = 0  # one running count across classes, so no fold is left empty
+        for files in files_by_class.values():
             shuffled = sorted(files)
             rng.shuffle(shuffled)
-            start = rng.randrange(k)
-            fold_of.update({str(path): (start + i) % k for i, path in enumerate(shuffled)})
-    key = (lambda path: group_of(path, group_by)) if group_by else str
-    folds = []
-    for fold in range(k):
-        test = [(path, label) for path, label in items if fold_of[key(path)] == fold]
-        train = [(path, label) for path, label in items if fold_of[key(path)] != fold]
-        folds.append((train, test))
-    return folds
+            for path in shuffled:
+                fold_of[path] = dealt % k
+                dealt += 1
+    return [([item for item in items if fold_of[item[0]] != fold], [item for item in items if fold_of[item[0]] == fold])
+            for fold in range(k)]
 
 
 def default_cache_dir() -> Path:
@@ -157,8 +155,8 @@ class EmbeddingCache:
             return None
         try:
             embeddings = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            return None  # a damaged entry is recomputed and rewritten
+        except (OSError, ValueError, EOFError):
+            return None  # a damaged or empty entry is recomputed and rewritten
         return embeddings if embeddings.ndim == 2 and embeddings.shape[1] == EMBEDDING_SIZE else None
 
     def put(self, digest: str, embeddings: np.ndarray) -> None:
@@ -184,7 +182,11 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
     result = EmbeddingResult()
     todo = []
     for path in paths:
-        digest = file_digest(path)
+        try:
+            digest = file_digest(path)
+        except OSError as e:  # unreadable or a broken link: skip it like any bad clip
+            result.failed.append((path, f"{path}: cannot read ({e.strerror or e})"))
+            continue
         cached = cache.get(digest) if cache else None
         if cached is None:
             todo.append((path, digest))
@@ -202,7 +204,12 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
         result.embeddings[path] = embeddings
         result.computed += 1
         if cache:
-            cache.put(digests[path], embeddings)
+            try:
+                cache.put(digests[path], embeddings)
+            except OSError as e:  # a full disk or read-only cache must not cost the training run
+                print(f"warning: embedding cache {cache.folder} not writable ({e.strerror or e}); "
+                      f"continuing without it", file=sys.stderr)
+                cache = None
     bar.close()
     return result
 

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from audio_source import PCM_FORMATS, SourceError, list_input_devices, open_device, open_file, open_pcm
-from audio_util import AudioError
+from audio_util import AudioError, detach_closed_stdout
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import DetectionError, EventDetector, StreamFramer, can_fire, parse_class_list, parse_thresholds
 from model import ModelError, check_model_dir, load_custom_model, read_model_json
@@ -262,6 +262,9 @@ def main(argv=None) -> int:
         return 1
     except (KeyboardInterrupt, _Stop):  # during start-up: nothing to end
         return 0
+    except BrokenPipeError:  # whoever read our events (a pipe) went away
+        detach_closed_stdout()
+        return 1
     finally:
         if in_main_thread:  # first: a second SIGTERM during the flush below just terminates
             signal.signal(signal.SIGTERM, previous_sigterm)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_util import AudioError, iter_loaded_audio, walk_audio_files
+from audio_util import AudioError, detach_closed_stdout, iter_loaded_audio, walk_audio_files
 from model import ModelError, check_model_dir, load_custom_model
 from params import DEFAULT_MODELS_DIR, SAMPLE_RATE, YAMNET_ENV_VAR
 from yamnet_classifier import YamnetError, load_yamnet, resolve_yamnet_handle, top_classes
@@ -107,7 +107,15 @@ def main(argv=None) -> int:
     if custom is not None:
         warn_if_other_yamnet(custom.meta, yamnet, args.models)
 
-    failed = len(errors)
+    try:
+        return classify_files(files, len(errors), yamnet, custom, args)
+    except BrokenPipeError:  # the reader of our output went away
+        detach_closed_stdout()
+        return 1
+
+
+def classify_files(files: list[Path], failed: int, yamnet, custom, args) -> int:
+    """Classify and print each file; bad files are reported and skipped. Exit code 1 if any failed."""
     for path, waveform in iter_loaded_audio(files):
         if isinstance(waveform, AudioError):
             print(f"error: {waveform}", file=sys.stderr)

@@ -97,9 +97,12 @@ def read_model_json(models_dir) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelError(f"{path} is not valid JSON ({e}); retrain with python train.py") from e
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path} must hold a JSON object {{...}}; retrain with python train.py")
+    return meta
 
 
 def check_model_dir(models_dir) -> None:
@@ -122,6 +125,9 @@ def load_custom_model(models_dir) -> CustomModel:
     except ClassMapError as e:
         raise ModelError(str(e)) from e
     meta = read_model_json(models_dir)
+    if meta.get("class_names", class_names) != class_names:  # parts of two different trainings
+        raise ModelError(f"{models_dir}: {CLASS_NAMES_FILENAME} and {MODEL_JSON_FILENAME} list different classes "
+                         f"(an interrupted training?); retrain with python train.py")
     from yamnet_classifier import import_tensorflow
 
     import_tensorflow()

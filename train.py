@@ -7,6 +7,8 @@ Writes classifier.keras, class_names.txt and model.json into the output folder.
 
 import argparse
 import datetime
+import errno
+import os
 import re
 import sys
 from pathlib import Path
@@ -151,7 +153,8 @@ def train(args) -> int:
     val_frame_accuracy = float(head.evaluate(x_val, y_val, verbose=0)[1]) if len(x_val) else None
     print(f"final training accuracy: {train_frame_accuracy:.1%} of frames, {train_clip:.1%} of clips")
     if val_clip is None:
-        print("validation: none (--val-split 0)")
+        print("validation: none (--val-split 0)" if args.val_split == 0
+              else "validation: none (every class has a single file; add clips to validate)")
     else:
         print(f"validation accuracy: {val_clip:.1%} of {len(val_items)} held-out clips ({val_frame_accuracy:.1%} of frames)")
 
@@ -212,10 +215,25 @@ def main(argv=None) -> int:
     if args.output_dir.exists() and not args.output_dir.is_dir():
         parser.error(f"output {args.output_dir} exists and is not a folder")
     try:
+        check_writable(args.output_dir)  # before the work, not after it
         return train(args)
     except (DatasetError, YamnetError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"error: cannot write {e.filename or args.output_dir}: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+def check_writable(folder: Path) -> None:
+    """Raise OSError unless `folder` could be created and written, without creating anything."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OSError(errno.ENOTDIR, "not a folder", str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OSError(errno.EACCES, "permission denied", str(existing))
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def test_convert_single_file_to_named_wav_never_overwrites_input(tmp_path, capsy
     assert audio_util.main(["convert", str(source), str(tmp_path / "b.wav")]) == 0
     assert soundfile.info(str(tmp_path / "b.wav")).samplerate == SAMPLE_RATE
     assert audio_util.main(["convert", str(source), str(source)]) == 1
-    assert "overwrite the input" in capsys.readouterr().err
+    assert "would overwrite an input" in capsys.readouterr().err
     assert source.read_bytes() == original
 
 
@@ -187,3 +187,30 @@ def test_background_reports_bad_inputs_and_needs_something_to_do(tmp_path, capsy
     with pytest.raises(SystemExit) as info:
         audio_util.main(["background", str(tmp_path / "out")])
     assert info.value.code == 2
+
+
+def test_convert_into_a_parent_folder_never_overwrites_another_input(tmp_path, capsys):
+    inner = write_wav(tmp_path / "a" / "b" / "x.wav", tone(440, 0.5, sr=8000), sr=8000)
+    write_wav(tmp_path / "a" / "b" / "b" / "x.wav", tone(660, 0.5, sr=8000), sr=8000)
+    original = inner.read_bytes()
+    assert audio_util.main(["convert", str(tmp_path / "a" / "b"), str(tmp_path / "a")]) == 1
+    assert inner.read_bytes() == original
+    assert "would overwrite an input" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    write_wav(tmp_path / "in" / "x.wav", tone(440, 0.5))
+    (tmp_path / "afile").write_text("a file, not a folder")
+    assert audio_util.main(["convert", str(tmp_path / "in"), str(tmp_path / "afile" / "sub")]) == 1
+    assert "cannot write" in capsys.readouterr().err
+    assert audio_util.main(["background", "--synthetic", "1", str(tmp_path / "afile" / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and err.count("\n") == 1
+
+
+def test_background_keeps_clips_of_recordings_with_the_same_name(tmp_path, capsys):
+    write_wav(tmp_path / "day1" / "rec.wav", noise(2.0, seed=1))
+    write_wav(tmp_path / "day2" / "rec.wav", noise(2.0, seed=2))
+    out = tmp_path / "out"
+    assert audio_util.main(["background", str(tmp_path / "day1"), str(tmp_path / "day2"), str(out)]) == 0
+    assert len(list(out.glob("*.wav"))) == 2

@@ -117,3 +117,25 @@ def test_cross_validation_group_by_keeps_a_speaker_on_one_side():
         cross_validation_folds(files, 4, seed=0, group_by=r"_([a-z]+)_")
     with pytest.raises(DatasetError, match="does not match file"):
         cross_validation_folds(files, 2, seed=0, group_by=r"^x")
+
+
+def test_cross_validation_never_leaves_a_fold_empty_and_counts_files():
+    files = {"a": [Path("a/0.wav"), Path("a/1.wav"), Path("a/2.wav")], "b": [Path("b/0.wav"), Path("b/1.wav"), Path("b/2.wav")]}
+    for seed in range(20):
+        folds = cross_validation_folds(files, 5, seed=seed)
+        assert all(test for _train, test in folds)
+    with pytest.raises(DatasetError, match="needs at least 7 files, found 6"):
+        cross_validation_folds(files, 7, seed=0)
+
+
+def test_group_by_takes_the_first_group_that_matched():
+    files = {"x": [Path("a_george_1.wav"), Path("7.wav")], "y": [Path("b_lucas_2.wav"), Path("8.wav")]}
+    folds = cross_validation_folds(files, 2, seed=0, group_by=r"_([a-z]+)_|(\d)")
+    assert sorted(len(test) for _train, test in folds) == [2, 2]
+
+
+def test_empty_cache_entry_is_a_miss(tmp_path):
+    cache = EmbeddingCache(tmp_path, "sha256:abc")
+    cache._path("ab" * 32).parent.mkdir(parents=True)
+    cache._path("ab" * 32).write_bytes(b"")
+    assert cache.get("ab" * 32) is None

@@ -108,3 +108,14 @@ def test_cli_process_prints_no_traceback(tmp_path):
                             cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and result.stderr.startswith("error: no trained model")
+
+
+def test_reader_closing_the_pipe_early_is_not_a_traceback(fsdd_dir):
+    clips = [str(fsdd_dir / f"0_george_{n}.wav") for n in range(40)]
+    process = subprocess.Popen([sys.executable, "main.py", *clips], cwd=PROJECT_DIR,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith(clips[0])
+    process.stdout.close()  # like `| head -1`
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert "Traceback" not in stderr

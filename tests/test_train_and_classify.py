@@ -196,3 +196,19 @@ def test_cross_validation_usage_errors(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:
         train_cli.main([str(tmp_path), str(tmp_path / "m"), *argv])
     assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "afile").write_text("a file, not a folder")
+    assert train_cli.main([str(tmp_path), str(tmp_path / "afile" / "models"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and "not a folder" in err and err.count("\n") == 1
+
+
+def test_model_folder_with_mixed_parts_is_refused(trained, tmp_path, capsys):
+    _training, models, _cache, _ = trained
+    mixed = tmp_path / "models"
+    shutil.copytree(models, mixed)
+    (mixed / CLASS_NAMES_FILENAME).write_text("seven\none\nzero\n")  # same count, other order
+    assert classify_cli.main([str(mixed / CLASSIFIER_FILENAME), "--custom", "--models", str(mixed)]) == 1
+    assert "list different classes" in capsys.readouterr().err
