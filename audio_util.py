@@ -22,6 +22,12 @@ class AudioError(Exception):
     """A file that cannot be used as audio; the message is one actionable line."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (or its type name): libraries' errors can be long."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def load_audio_16k_mono(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Read any libsndfile-readable file as mono float32 at `sr` Hz in [-1, 1], shape (n,)."""
     import soundfile  # imported here so pure helpers stay importable without libsndfile
@@ -34,8 +40,7 @@ def load_audio_16k_mono(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     try:
         data, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise AudioError(f"{path}: not a readable audio file ({reason})") from e
+        raise AudioError(f"{path}: not a readable audio file ({first_line(e)})") from e
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
     waveform = to_mono(data)

@@ -277,7 +277,7 @@ def evaluate(args) -> dict:
     scored = [(path, label) for path, label in items if path in result.embeddings]
     if not scored:
         raise EvaluationError(f"no readable test clips in {args.test_dir}")
-    predicted = [int(np.argmax(model.clip_probabilities(result.embeddings[path]))) for path, _ in scored]
+    predicted = [model.predict_clip(result.embeddings[path]) for path, _ in scored]
     report = build_report(model.class_names, [label for _, label in scored], predicted,
                           files=[path for path, _ in scored])
     report["model"] = str(args.models_dir)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output, write_text_atomic
+from audio_util import first_line
 from class_map import ClassMapError, format_class_names, read_class_names
 from params import (
     CLASS_NAMES_FILENAME,
@@ -73,6 +74,10 @@ class CustomModel:
         """embeddings (patches, 1024) -> class probabilities (num_classes,): mean over time, head, softmax."""
         mean_embedding = embeddings.mean(axis=0, keepdims=True).astype(np.float32)
         return softmax(self._logits(mean_embedding))[0]
+
+    def predict_clip(self, embeddings: np.ndarray) -> int:
+        """Index of the most likely class for one clip, as main.py --custom answers."""
+        return int(np.argmax(self.clip_probabilities(embeddings)))
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         import keras
@@ -137,8 +142,7 @@ def load_custom_model(models_dir) -> CustomModel:
     try:
         head = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises ValueError, OSError, zipfile errors...: one line for the user
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"cannot load {path}: {reason}; retrain with python train.py") from e
+        raise ModelError(f"cannot load {path}: {first_line(e)}; retrain with python train.py") from e
     outputs = head.output_shape[-1]
     if outputs != len(class_names):
         raise ModelError(

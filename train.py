@@ -70,7 +70,7 @@ def clip_accuracy(model: CustomModel, items, embeddings: dict) -> float | None:
     scored = [(path, label) for path, label in items if path in embeddings]
     if not scored:
         return None
-    correct = sum(int(np.argmax(model.clip_probabilities(embeddings[path])) == label) for path, label in scored)
+    correct = sum(model.predict_clip(embeddings[path]) == label for path, label in scored)
     return correct / len(scored)
 
 
@@ -105,7 +105,7 @@ def cross_validate(args, files_by_class: dict, embeddings: dict, class_names: li
         head, _history = fit_head(args, len(class_names), x, y)
         model = CustomModel(head=head, class_names=class_names, meta={})
         fold_true = [label for _path, label in test_items]
-        fold_predicted = [int(np.argmax(model.clip_probabilities(embeddings[path]))) for path, _label in test_items]
+        fold_predicted = [model.predict_clip(embeddings[path]) for path, _label in test_items]
         accuracy = float(np.mean(np.equal(fold_true, fold_predicted)))
         fold_accuracies.append(accuracy)
         print(f"cross-validation fold {number}/{args.cv}: {accuracy:.1%} of {len(test_items)} clips", flush=True)

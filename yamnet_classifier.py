@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_util import pad_to_length
+from audio_util import first_line, pad_to_length
 from class_map import ClassMapError, load_yamnet_class_names
 from params import BUNDLED_YAMNET_DIR, YAMNET, YAMNET_ENV_VAR
 
@@ -104,9 +104,8 @@ def load_yamnet(handle: str) -> Yamnet:
     try:
         model = hub.load(handle)
     except Exception as e:  # hub raises many types (OSError, ValueError, URLError, ...): report, don't hide
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = " (no internet? use the bundled models/yamnet)" if _is_url(handle) else ""
-        raise YamnetError(f"cannot load YAMNet from {handle}: {reason}{hint}") from e
+        raise YamnetError(f"cannot load YAMNet from {handle}: {first_line(e)}{hint}") from e
     if not hasattr(model, "class_map_path"):
         raise YamnetError(f"{handle} does not look like YAMNet (it has no class map)")
     try:
