@@ -175,15 +175,32 @@ class EmbeddingResult:
     computed: int = 0
 
 
-def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = True) -> EmbeddingResult:
-    """YAMNet embeddings for each file, from the cache where possible; bad files are reported and skipped."""
+def clip_embeddings(waveform: np.ndarray, yamnet, views: int = 1, level_dbfs: float | None = None) -> np.ndarray:
+    """YAMNet embeddings (patches, 1024) of one clip, optionally scaled to `level_dbfs` RMS and
+    embedded as `views` time-shifted copies (augment.time_shifted_views), patches of all views stacked."""
+    if views == 1 and level_dbfs is None:
+        return yamnet.run(waveform)[1]
+    import augment
+
+    if level_dbfs is not None:
+        waveform = augment.normalize_rms(waveform, level_dbfs)
+    return np.concatenate([yamnet.run(view)[1] for view in augment.time_shifted_views(waveform, views)])
+
+
+def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = True,
+                views: int = 1, level_dbfs: float | None = None) -> EmbeddingResult:
+    """YAMNet embeddings for each file (see `clip_embeddings`), from the cache where possible;
+    bad files are reported and skipped."""
     from tqdm import tqdm
 
+    # Plain embeddings keep the bare content digest as key, so existing caches stay valid.
+    key_suffix = "" if views == 1 and level_dbfs is None else \
+        f"-views{views}" + ("" if level_dbfs is None else f"-rms{level_dbfs:g}dBFS")
     result = EmbeddingResult()
     todo = []
     for path in paths:
         try:
-            digest = file_digest(path)
+            digest = file_digest(path) + key_suffix
         except OSError as e:  # unreadable or a broken link: skip it like any bad clip
             result.failed.append((path, f"{path}: cannot read ({e.strerror or e})"))
             continue
@@ -200,7 +217,7 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
         if isinstance(waveform, AudioError):
             result.failed.append((path, str(waveform)))
             continue
-        _scores, embeddings = yamnet.run(waveform)
+        embeddings = clip_embeddings(waveform, yamnet, views, level_dbfs)
         result.embeddings[path] = embeddings
         result.computed += 1
         if cache:

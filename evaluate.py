@@ -200,38 +200,6 @@ def clip_settings(meta: dict) -> tuple[int, float | None]:
     return views, level
 
 
-def embed_clips(paths, yamnet, cache, views: int, level_dbfs, progress: bool):
-    """dataset.EmbeddingResult for `paths`, each clip level-scaled and split into time-shifted views."""
-    from dataset import embed_files
-
-    if views == 1 and level_dbfs is None:
-        return embed_files(paths, yamnet, cache, progress=progress)
-    import augment
-    from audio_util import AudioError, iter_loaded_audio
-    from dataset import EmbeddingResult, file_digest
-
-    suffix = f"-views{views}" + ("" if level_dbfs is None else f"-rms{level_dbfs:g}dBFS")
-    result = EmbeddingResult()
-    for path, waveform in iter_loaded_audio(paths):
-        key = file_digest(path) + suffix
-        cached = cache.get(key) if cache else None
-        if cached is not None:
-            result.embeddings[path] = cached
-            result.from_cache += 1
-            continue
-        if isinstance(waveform, AudioError):
-            result.failed.append((path, str(waveform)))
-            continue
-        if level_dbfs is not None:
-            waveform = augment.normalize_rms(waveform, level_dbfs)
-        embeddings = np.concatenate([yamnet.run(view)[1] for view in augment.time_shifted_views(waveform, views)])
-        result.embeddings[path] = embeddings
-        result.computed += 1
-        if cache:
-            cache.put(key, embeddings)
-    return result
-
-
 # --- CLI ---------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 def evaluate(args) -> dict:
     """Classify every test clip; returns the report (see `build_report`)."""
     from class_map import ClassMapError, read_class_names
-    from dataset import EmbeddingCache, default_cache_dir
+    from dataset import EmbeddingCache, default_cache_dir, embed_files
     from model import check_model_dir, load_custom_model
     from params import CLASS_NAMES_FILENAME
     from yamnet_classifier import load_yamnet, resolve_yamnet_handle
@@ -271,7 +239,8 @@ def evaluate(args) -> dict:
     views, level_dbfs = clip_settings(model.meta)
     yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
-    result = embed_clips([path for path, _ in items], yamnet, cache, views, level_dbfs, progress=not args.json)
+    result = embed_files([path for path, _ in items], yamnet, cache, progress=not args.json,
+                         views=views, level_dbfs=level_dbfs)
     for path, reason in result.failed:
         print(f"skipped {reason}", file=sys.stderr)
     scored = [(path, label) for path, label in items if path in result.embeddings]
