@@ -184,7 +184,10 @@ def clip_embeddings(waveform: np.ndarray, yamnet, views: int = 1, level_dbfs: fl
 
     if level_dbfs is not None:
         waveform = augment.normalize_rms(waveform, level_dbfs)
-    return np.concatenate([yamnet.run(view)[1] for view in augment.time_shifted_views(waveform, views)])
+    shifted = augment.time_shifted_views(waveform, views)
+    if hasattr(yamnet, "embed_many"):  # TFLite YAMNet: the network runs once over the patches of all views
+        return np.concatenate(yamnet.embed_many(shifted))
+    return np.concatenate([yamnet.run(view)[1] for view in shifted])
 
 
 def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = True,

@@ -3,6 +3,7 @@
     python evaluate.py test_dir/ models/
     python evaluate.py test_dir/ models/ --json
     python evaluate.py test_dir/ models/ --out reports/
+    python evaluate.py training/ --cv 5 --group-by '_([a-z]+)_'   # no test set: K-fold by file
 
 Each clip is classified as `main.py --custom` does (mean embedding -> head -> argmax) and the
 report gives accuracy, per-class precision/recall/F1 and a confusion matrix (rows: true class,
@@ -18,6 +19,10 @@ was trained: each clip scaled to that RMS level and embedded as that many time-s
 (augment.normalize_rms, augment.time_shifted_views) before the mean embedding goes to the head.
 Models without the key are evaluated as main.py --custom classifies today (the clip as it is).
 
+With --cv K there is no separate test set: the clips of one folder are split K ways by file (or by
+the --group-by group, e.g. the speaker), K heads are trained on K-1 parts and tested on the one
+left out, with the training settings of the model given (or train.py's defaults).
+
 The metric maths (`confusion_matrix`, `per_class_metrics`, `build_report`, `format_report`) is
 pure Python/numpy and needs no TensorFlow.
 """
@@ -30,9 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output
-from params import YAMNET_ENV_VAR
-
-CONFUSION_PNG = "confusion.png"
+from params import CONFUSION_PNG, UNKNOWN_LABEL, YAMNET_ENV_VAR
 
 
 class EvaluationError(Exception):
@@ -188,18 +191,6 @@ def scan_test_folder(root: Path) -> dict[str, list[Path]]:
     return files_by_class
 
 
-# --- embeddings -------------------------------------------------------------------------------------
-
-def clip_settings(meta: dict) -> tuple[int, float | None]:
-    """(views, level_dbfs) a model was trained with, from model.json's "clip"; (1, None) if absent."""
-    clip = meta.get("clip") or {}
-    views = clip.get("views", 1)
-    level = clip.get("level_dbfs")
-    if not isinstance(views, int) or views < 1 or not (level is None or isinstance(level, (int, float))):
-        raise EvaluationError(f"model.json has an invalid \"clip\" entry {clip!r}; retrain with python train.py")
-    return views, level
-
-
 # --- CLI ---------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,9 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("test_dir", type=Path, help="folder with one sub-folder of audio clips per class")
-    parser.add_argument("models_dir", type=Path, help="folder of the trained model (written by train.py)")
+    parser.add_argument("models_dir", type=Path, nargs="?", default=None,
+                        help="folder of the trained model (written by train.py); optional with --cv")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"folder for {CONFUSION_PNG} (default: the model folder)")
+    parser.add_argument("--cv", type=int, default=0, metavar="K",
+                        help="cross-validate: train K heads on K-1 parts of test_dir, test each on the rest")
+    parser.add_argument("--group-by", metavar="REGEX", default=None,
+                        help=r"with --cv: keep files whose names share a group on one side of every fold, "
+                             r"e.g. '_([a-z]+)_' for the speaker in 7_jackson_32.wav")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--yamnet", metavar="HANDLE", default=None,
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
@@ -224,7 +221,7 @@ def evaluate(args) -> dict:
     """Classify every test clip; returns the report (see `build_report`)."""
     from class_map import ClassMapError, read_class_names
     from dataset import EmbeddingCache, default_cache_dir, embed_files
-    from model import check_model_dir, load_custom_model
+    from model import check_model_dir, clip_settings, load_custom_model
     from params import CLASS_NAMES_FILENAME
     from yamnet_classifier import load_yamnet, resolve_yamnet_handle
 
@@ -246,13 +243,55 @@ def evaluate(args) -> dict:
     scored = [(path, label) for path, label in items if path in result.embeddings]
     if not scored:
         raise EvaluationError(f"no readable test clips in {args.test_dir}")
-    predicted = [model.predict_clip(result.embeddings[path]) for path, _ in scored]
+    answers = [model.classify(result.embeddings[path]) for path, _ in scored]
+    predicted = [model.class_names.index(answer["best_guess"]) for answer in answers]
     report = build_report(model.class_names, [label for _, label in scored], predicted,
                           files=[path for path, _ in scored])
+    # Accuracy is of the best guess; how often main.py --custom would have said "unknown" instead:
+    report["unknown"] = sum(answer["label"] == UNKNOWN_LABEL for answer in answers)
     report["model"] = str(args.models_dir)
     report["clip"] = {"views": views, "level_dbfs": level_dbfs}
     report["test_dir"] = str(args.test_dir)
     report["skipped"] = [{"file": str(path), "reason": reason} for path, reason in result.failed]
+    return report
+
+
+def cross_validate_folder(args) -> dict:
+    """--cv: K-fold by file (or group) over one folder, with the model's training settings or
+    train.py's defaults; returns the pooled report with the fold accuracies."""
+    from argparse import Namespace
+
+    from dataset import EmbeddingCache, check_classes, default_cache_dir, embed_files, scan_training_folder
+    from model import clip_settings, read_model_json
+    from params import CLIP, TRAINING
+    from train import cross_validate
+    from yamnet_classifier import load_yamnet, resolve_yamnet_handle
+
+    files_by_class, notes = scan_training_folder(args.test_dir)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.models_dir is not None:
+        meta = read_model_json(args.models_dir)
+        views, level_dbfs = clip_settings(meta)
+        trained = meta.get("training") or {}
+    else:
+        views, level_dbfs, trained = CLIP.views, CLIP.level_dbfs, {}
+    settings = Namespace(cv=args.cv, group_by=args.group_by, seed=trained.get("seed", TRAINING.seed),
+                         epochs=trained.get("epochs", TRAINING.epochs),
+                         batch_size=trained.get("batch_size", TRAINING.batch_size))
+    yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
+    cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
+    all_files = [path for files in files_by_class.values() for path in files]
+    result = embed_files(all_files, yamnet, cache, progress=not args.json, views=views, level_dbfs=level_dbfs)
+    for path, reason in result.failed:
+        print(f"skipped {reason}", file=sys.stderr)
+    usable = {name: [p for p in files if p in result.embeddings] for name, files in files_by_class.items()}
+    check_classes(args.test_dir, usable)
+    summary = cross_validate(settings, usable, result.embeddings, list(usable), quiet=args.json)
+    report = {**summary["report"], "fold_accuracies": summary["fold_accuracies"],
+              "mean_fold_accuracy": summary["mean_accuracy"], "folds": args.cv, "group_by": args.group_by,
+              "clip": {"views": views, "level_dbfs": level_dbfs}, "test_dir": str(args.test_dir),
+              "skipped": [{"file": str(path), "reason": reason} for path, reason in result.failed]}
     return report
 
 
@@ -261,15 +300,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} exists and is not a folder")
+    if args.cv == 1 or args.cv < 0:
+        parser.error("--cv needs at least 2 folds (0 turns it off)")
+    if args.group_by is not None and not args.cv:
+        parser.error("--group-by only applies with --cv")
+    if args.models_dir is None and not args.cv:
+        parser.error("give the model folder: python evaluate.py test_dir/ models/ (or use --cv K)")
+    from dataset import DatasetError
     from model import ModelError
     from yamnet_classifier import YamnetError
 
     try:
-        report = evaluate(args)
-        png = (args.out or args.models_dir) / CONFUSION_PNG
-        plot_confusion(report, png)
-        report["confusion_png"] = str(png)
-    except (EvaluationError, ModelError, YamnetError) as e:
+        report = cross_validate_folder(args) if args.cv else evaluate(args)
+        png_folder = args.out or args.models_dir
+        if png_folder is not None:
+            png = png_folder / CONFUSION_PNG
+            plot_confusion(report, png)
+            report["confusion_png"] = str(png)
+    except (EvaluationError, ModelError, YamnetError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # e.g. --out on a read-only disk
@@ -278,10 +326,15 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(format_report(report))
+        if not args.cv:  # cross_validate printed its report already
+            print(format_report(report))
+        if report.get("unknown"):
+            print(f"\n{report['unknown']} of {report['clips']} clips are below their class's thresholds: "
+                  f"main.py --custom answers \"unknown\" for them (the table scores its best guesses)")
         if report["skipped"]:
             print(f"\n{len(report['skipped'])} unreadable clip(s) skipped (listed above)")
-        print(f"\nconfusion matrix drawn to {report['confusion_png']}")
+        if "confusion_png" in report:
+            print(f"\nconfusion matrix drawn to {report['confusion_png']}")
     return 1 if report["skipped"] else 0
 
 

@@ -3,19 +3,29 @@
     python main.py clip.wav                 # top AudioSet class
     python main.py clips/ --custom          # your classes, from models/
     python main.py clip.wav --top-k 5 --json
+
+With --custom, a clip below its best class's thresholds (model.json "unknown") is "unknown",
+shown with the best guess and its score.
+
+Backends: TFLite (ai-edge-litert) when the TFLite models exist — models/classifier.tflite for
+--custom, the cached YAMNet .tflite for AudioSet classes — and then TensorFlow is never imported;
+TensorFlow otherwise. --backend tf|tflite forces one.
 """
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from audio_util import AudioError, detach_closed_stdout, iter_loaded_audio, walk_audio_files
+from audio_util import AudioError, detach_closed_stdout, first_line, iter_loaded_audio, walk_audio_files
 from model import ModelError, check_model_dir, load_custom_model
-from params import DEFAULT_MODELS_DIR, SAMPLE_RATE, YAMNET_ENV_VAR
-from yamnet_classifier import YamnetError, load_yamnet, resolve_yamnet_handle, top_classes
+from params import DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
+from yamnet_classifier import YamnetError, load_yamnet, model_identity, resolve_yamnet_handle, top_classes
+
+BACKENDS = ("auto", "tf", "tflite")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +41,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object per clip per line")
     parser.add_argument("--yamnet", metavar="HANDLE", default=None,
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: TFLite when its models exist (fast start, no TensorFlow), else TensorFlow")
     return parser
+
+
+def load_models(args):
+    """(yamnet, custom or None) for the chosen backend; TFLite wherever its files exist under auto."""
+    handle = resolve_yamnet_handle(args.yamnet)
+    custom = load_custom_model(args.models, args.backend) if args.custom else None
+    pipeline = getattr(custom, "head", None)
+    if hasattr(pipeline, "run"):  # classifier.tflite holds the YAMNet the head was trained on
+        own_yamnet = args.yamnet is None and not os.environ.get(YAMNET_ENV_VAR)
+        if own_yamnet or model_identity(handle) == pipeline.identity:
+            return pipeline, custom
+    return load_base_yamnet(handle, args.backend), custom
+
+
+def load_base_yamnet(handle: str, backend: str):
+    """YAMNet from its cached .tflite (tflite; auto when cached) or from TensorFlow (tf; auto otherwise).
+    Under auto, a TensorFlow start also builds the cached .tflite, so the next start is fast."""
+    from tflite_backend import TfliteError, cached_yamnet_tflite_path, export_yamnet_tflite, lite_yamnet_for
+
+    if backend == "tf":
+        return load_yamnet(handle)
+    try:
+        return lite_yamnet_for(handle, build=backend == "tflite")
+    except TfliteError:
+        if backend == "tflite":
+            raise
+    yamnet = load_yamnet(handle)
+    try:
+        export_yamnet_tflite(yamnet, cached_yamnet_tflite_path(yamnet.identity))
+        print("note: built a TFLite copy of YAMNet (once): the next start is fast", file=sys.stderr)
+    except Exception as e:  # the fast path is an optimisation: never fail the user's answer over it
+        print(f"note: could not build a TFLite copy of YAMNet ({first_line(e)}); using TensorFlow", file=sys.stderr)
+    return yamnet
 
 
 def expand_paths(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -59,14 +104,12 @@ def warn_if_other_yamnet(meta: dict, yamnet, models_dir: Path) -> None:
 
 
 def classify(waveform: np.ndarray, yamnet, custom, top_k: int) -> dict:
-    """One clip -> {'label', 'confidence', 'top': [{'label', 'score'}]} from YAMNet or the custom head."""
-    scores, embeddings = yamnet.run(waveform)
-    if custom is None:
-        ranked = top_classes(scores, yamnet.class_names, top_k)
-    else:
-        probabilities = custom.clip_probabilities(embeddings)
-        order = np.argsort(probabilities)[::-1][:top_k]
-        ranked = [(custom.class_names[i], float(probabilities[i])) for i in order]
+    """One clip -> {'label', 'confidence', 'top': [{'label', 'score'}]} from YAMNet, or from the
+    custom head with also 'best_guess' and 'similarity' ('label' is "unknown" below the thresholds)."""
+    if custom is not None:
+        return custom.classify(custom.embed_clip(waveform, yamnet), top_k)
+    scores, _embeddings = yamnet.run(waveform)
+    ranked = top_classes(scores, yamnet.class_names, top_k)
     label, confidence = ranked[0]
     return {
         "label": label,
@@ -77,7 +120,12 @@ def classify(waveform: np.ndarray, yamnet, custom, top_k: int) -> dict:
 
 def format_text(path: Path, result: dict) -> str:
     """Human-readable lines for one clip."""
-    line = f"{path}: {result['label']} ({result['confidence']:.1%})"
+    if result["label"] == UNKNOWN_LABEL:
+        line = f"{path}: {UNKNOWN_LABEL} (best guess {result['best_guess']}, {result['confidence']:.1%}"
+        line += "" if result["similarity"] is None else f", similarity {result['similarity']:.2f}"
+        line += ")"
+    else:
+        line = f"{path}: {result['label']} ({result['confidence']:.1%})"
     if len(result["top"]) > 1:
         line += "".join(f"\n    {entry['label']}: {entry['score']:.1%}" for entry in result["top"])
     return line
@@ -99,8 +147,7 @@ def main(argv=None) -> int:
             print(f"error: {message}", file=sys.stderr)
         if not files:
             return 1
-        custom = load_custom_model(args.models) if args.custom else None
-        yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
+        yamnet, custom = load_models(args)
     except (ModelError, YamnetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -51,6 +51,10 @@ DEFAULT_MODELS_DIR = PROJECT_DIR / "models"
 CLASSIFIER_FILENAME = "classifier.keras"
 CLASS_NAMES_FILENAME = "class_names.txt"
 MODEL_JSON_FILENAME = "model.json"
+PIPELINE_TFLITE_FILENAME = "classifier.tflite"  # YAMNet + head as one TFLite model (tflite_backend.py)
+PROTOTYPES_FILENAME = "prototypes.npz"  # mean embedding of each training clip: "unknown" compares against them
+CONFUSION_PNG = "confusion.png"
+TRAINING_CURVE_PNG = "training_curve.png"
 
 # The class name that stands for "none of my sounds"; suggested when a user has one class.
 BACKGROUND_CLASS = "background"
@@ -69,6 +73,34 @@ class TrainingDefaults:
 
 
 TRAINING = TrainingDefaults()
+
+
+@dataclass(frozen=True)
+class ClipDefaults:
+    """How a clip becomes embeddings, the same in train.py, evaluate.py and main.py --custom
+    (measured in bench/accuracy.py: each lifts accuracy on sounds unlike AudioSet's)."""
+
+    views: int = 8                # time-shifted copies of each clip embedded (augment.time_shifted_views)
+    level_dbfs: float = -20.0     # every clip scaled to this RMS before YAMNet (loud and quiet takes look alike)
+    window_max_gain_db: float = 30.0  # live windows are levelled too, but boosted at most this much, so
+                                      # near-silence is not blown up into loud noise the model never heard
+
+
+CLIP = ClipDefaults()
+
+
+@dataclass(frozen=True)
+class UnknownDefaults:
+    """How train.py picks the per-class thresholds below which main.py --custom answers "unknown"."""
+
+    quantile: float = 0.05           # thresholds keep all but this share of held-out clips of a class
+    max_probability: float = 0.6     # a probability threshold never above this (small, confident validation sets)
+    similarity_margin: float = 0.05  # similarity thresholds sit this far below the held-out clips' (new takes vary more)
+    max_prototypes: int = 200        # training clips kept per class to compare new clips with
+
+
+UNKNOWN = UnknownDefaults()
+UNKNOWN_LABEL = "unknown"
 
 # What the scripts treat as audio when they walk a folder (anything libsndfile reads).
 AUDIO_EXTENSIONS = frozenset(

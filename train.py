@@ -2,7 +2,9 @@
 
     python train.py training/ models/
 
-Writes classifier.keras, class_names.txt and model.json into the output folder.
+Writes classifier.keras, classifier.tflite (YAMNet + head, for a fast start), class_names.txt,
+model.json and prototypes.npz into the output folder, with the validation report drawn as
+confusion.png and training_curve.png beside them.
 """
 
 import argparse
@@ -26,8 +28,16 @@ from dataset import (
     scan_training_folder,
     split_by_file,
 )
-from model import CustomModel, ModelError, build_classifier_head, save_custom_model
-from params import TRAINING, YAMNET, YAMNET_ENV_VAR
+from model import (
+    CustomModel,
+    ModelError,
+    build_classifier_head,
+    choose_unknown_thresholds,
+    nearest_same_class_similarities,
+    pick_prototypes,
+    save_custom_model,
+)
+from params import CLIP, CONFUSION_PNG, TRAINING, TRAINING_CURVE_PNG, YAMNET, YAMNET_ENV_VAR
 from yamnet_classifier import YamnetError, load_yamnet, resolve_yamnet_handle
 
 
@@ -42,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=TRAINING.batch_size, help="frames per training batch")
     parser.add_argument("--val-split", type=float, default=TRAINING.val_split,
                         help="fraction of each class's files held out for validation (0 disables)")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="keep the model trained without the validation files (default: after validating, "
+                             "train the final model on all files)")
     parser.add_argument("--seed", type=int, default=TRAINING.seed, help="seed for the split and the weights")
+    parser.add_argument("--views", type=int, default=CLIP.views,
+                        help="time-shifted copies of each clip to embed (1: the clip as is)")
+    parser.add_argument("--level-dbfs", type=float, default=CLIP.level_dbfs,
+                        help="scale every clip to this RMS level before YAMNet")
+    parser.add_argument("--no-level", action="store_true", help="keep each clip's own level")
     parser.add_argument("--yamnet", metavar="HANDLE", default=None,
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
@@ -53,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="embedding cache folder (default: ~/.cache/audio2mqtt/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+    parser.add_argument("--no-tflite", action="store_true",
+                        help="skip writing classifier.tflite (main.py then starts with TensorFlow, ~10x slower)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     return parser
 
@@ -76,6 +96,9 @@ def clip_accuracy(model: CustomModel, items, embeddings: dict) -> float | None:
 
 def fit_head(args, num_classes: int, x, y, validation=None, print_epochs: bool = False):
     """A fresh head trained on frames x (n, 1024) with labels y (n,); returns (head, Keras history)."""
+    from yamnet_classifier import import_tensorflow
+
+    import_tensorflow()  # first, so its start-up chatter is silenced
     import keras
 
     keras.utils.set_random_seed(args.seed)
@@ -93,9 +116,10 @@ def fit_head(args, num_classes: int, x, y, validation=None, print_epochs: bool =
     return head, history
 
 
-def cross_validate(args, files_by_class: dict, embeddings: dict, class_names: list[str]) -> dict:
+def cross_validate(args, files_by_class: dict, embeddings: dict, class_names: list[str], quiet: bool = False) -> dict:
     """K-fold by file (or by --group-by group): train on K-1 folds, classify the held-out clips as
-    main.py --custom does; print each fold and the pooled report. Returns a summary for model.json."""
+    main.py --custom does; print each fold and the pooled report (unless quiet). Returns a summary
+    for model.json. `args` needs cv, group_by, seed, epochs and batch_size."""
     from evaluate import build_report, format_report
 
     folds = cross_validation_folds(files_by_class, args.cv, args.seed, args.group_by)
@@ -108,16 +132,23 @@ def cross_validate(args, files_by_class: dict, embeddings: dict, class_names: li
         fold_predicted = [model.predict_clip(embeddings[path]) for path, _label in test_items]
         accuracy = float(np.mean(np.equal(fold_true, fold_predicted)))
         fold_accuracies.append(accuracy)
-        print(f"cross-validation fold {number}/{args.cv}: {accuracy:.1%} of {len(test_items)} clips", flush=True)
+        if not quiet:
+            print(f"cross-validation fold {number}/{args.cv}: {accuracy:.1%} of {len(test_items)} clips", flush=True)
         true += fold_true
         predicted += fold_predicted
         files += [path for path, _label in test_items]
     report = build_report(class_names, true, predicted, files)
-    print(f"cross-validation ({args.cv} folds{', grouped by ' + args.group_by if args.group_by else ''}): "
-          f"mean {np.mean(fold_accuracies):.1%} ± {np.std(fold_accuracies):.1%} per fold")
-    print(format_report(report))
+    if not quiet:
+        print(f"cross-validation ({args.cv} folds{', grouped by ' + args.group_by if args.group_by else ''}): "
+              f"mean {np.mean(fold_accuracies):.1%} ± {np.std(fold_accuracies):.1%} per fold")
+        print(format_report(report))
     return {"folds": args.cv, "group_by": args.group_by, "fold_accuracies": fold_accuracies,
-            "mean_accuracy": float(np.mean(fold_accuracies)), "report": {k: report[k] for k in ("accuracy", "per_class", "confusion", "labels")}}
+            "mean_accuracy": float(np.mean(fold_accuracies)),
+            "report": {k: report[k] for k in ("accuracy", "per_class", "confusion", "labels", "clips", "macro")}}
+
+
+def clip_level(args) -> float | None:
+    return None if args.no_level else args.level_dbfs
 
 
 def train(args) -> int:
@@ -127,37 +158,45 @@ def train(args) -> int:
     class_names = list(files_by_class)
     print(f"{len(class_names)} classes: " + ", ".join(f"{name} ({len(files)})" for name, files in files_by_class.items()))
 
-    yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
+    handle = resolve_yamnet_handle(args.yamnet)
+    yamnet = embedding_yamnet(handle)
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
     all_files = [path for files in files_by_class.values() for path in files]
-    result = embed_files(all_files, yamnet, cache, progress=not args.quiet)
+    result = embed_files(all_files, yamnet, cache, progress=not args.quiet, views=args.views, level_dbfs=clip_level(args))
     print(f"embeddings: {result.computed} computed, {result.from_cache} from cache, {len(result.failed)} failed")
     for path, reason in result.failed:
         print(f"skipped {reason}", file=sys.stderr)
     usable = {name: [p for p in files if p in result.embeddings] for name, files in files_by_class.items()}
     check_classes(args.training_dir, usable)
+    embeddings = result.embeddings
 
     train_items, val_items = split_by_file(usable, args.val_split, args.seed)
-    x_train, y_train = frames_and_labels(train_items, result.embeddings)
-    x_val, y_val = frames_and_labels(val_items, result.embeddings)
+    x_train, y_train = frames_and_labels(train_items, embeddings)
+    x_val, y_val = frames_and_labels(val_items, embeddings)
     print(f"training on {len(train_items)} files ({len(x_train)} frames), validating on {len(val_items)} files ({len(x_val)} frames)")
 
-    cv_summary = cross_validate(args, usable, result.embeddings, class_names) if args.cv else None
+    cv_summary = cross_validate(args, usable, embeddings, class_names) if args.cv else None
 
     head, history = fit_head(args, len(class_names), x_train, y_train, (x_val, y_val) if len(x_val) else None,
                              print_epochs=not args.quiet)
     model = CustomModel(head=head, class_names=class_names, meta={})
     train_frame_accuracy = float(head.evaluate(x_train, y_train, verbose=0)[1])
-    train_clip = clip_accuracy(model, train_items, result.embeddings)
-    val_clip = clip_accuracy(model, val_items, result.embeddings)
-    val_frame_accuracy = float(head.evaluate(x_val, y_val, verbose=0)[1]) if len(x_val) else None
+    train_clip = clip_accuracy(model, train_items, embeddings)
     print(f"final training accuracy: {train_frame_accuracy:.1%} of frames, {train_clip:.1%} of clips")
-    if val_clip is None:
-        print("validation: none (--val-split 0)" if args.val_split == 0
-              else "validation: none (every class has a single file; add clips to validate)")
-    else:
-        print(f"validation accuracy: {val_clip:.1%} of {len(val_items)} held-out clips ({val_frame_accuracy:.1%} of frames)")
+    validation = validate(args, model, val_items, embeddings, history)
 
+    all_items = train_items + val_items
+    unknown = choose_unknown_thresholds(class_names, validation["probabilities"],
+                                        similarities_by_class(all_items, embeddings, class_names))
+    refit = bool(val_items) and not args.no_refit
+    if refit:
+        x_all, y_all = frames_and_labels(all_items, embeddings)
+        print(f"final model: training again on all {len(all_items)} files ({len(x_all)} frames)")
+        head, _history = fit_head(args, len(class_names), x_all, y_all)
+    print_unknown_thresholds(unknown)
+
+    mean_embeddings = np.stack([embeddings[path].mean(axis=0) for path, _label in all_items])
+    prototypes = pick_prototypes(mean_embeddings, np.array([label for _path, label in all_items]), args.seed)
     meta = {
         "class_names": class_names,
         "yamnet": {"handle": yamnet.handle, "identity": yamnet.identity},
@@ -167,14 +206,18 @@ def train(args) -> int:
             "patch_hop_seconds": YAMNET.patch_hop_seconds,
             "embedding_size": YAMNET.embedding_size,
         },
+        "clip": {"views": args.views, "level_dbfs": clip_level(args)},
         "head": {"hidden_units": TRAINING.hidden_units, "output": "logits"},
-        "inference": "mean embedding over patches -> head -> softmax",
+        "inference": "each clip embedded as in \"clip\"; mean embedding over patches -> head -> softmax; "
+                     "\"unknown\" below the class's probability or similarity threshold",
+        "unknown": {**unknown, "similarity_to": "closest training clip of the class (cosine of mean embeddings)"},
         "training": {
             "training_dir": str(args.training_dir),
             "files_per_class": {name: len(files) for name, files in usable.items()},
             "train_files": len(train_items),
             "val_files": len(val_items),
             "train_frames": int(len(x_train)),
+            "refit_on_all_files": refit,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "val_split": args.val_split,
@@ -183,15 +226,118 @@ def train(args) -> int:
             "final_loss": float(history.history["loss"][-1]),
             "train_frame_accuracy": train_frame_accuracy,
             "train_clip_accuracy": train_clip,
-            "val_clip_accuracy": val_clip,
-            "val_frame_accuracy": val_frame_accuracy,
+            "val_clip_accuracy": validation["accuracy"],
+            "validation_report": validation["report"],
             "cross_validation": cv_summary,
         },
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    save_custom_model(args.output_dir, head, class_names, meta)
+    save_custom_model(args.output_dir, head, class_names, meta, prototypes,
+                      export_tflite=None if args.no_tflite else lambda out: export_pipeline(handle, head, out, meta))
+    plot_training_curve(history.history, args.output_dir / TRAINING_CURVE_PNG)
+    if validation["report"]:
+        from evaluate import plot_confusion
+
+        plot_confusion(validation["report"], args.output_dir / CONFUSION_PNG)
     print(f"model written to {args.output_dir}")
     return 0
+
+
+def embedding_yamnet(handle: str):
+    """The TFLite YAMNet (fast, batched; built and cached by the first run) with the same identity
+    as the SavedModel, so cached embeddings stay valid; TensorFlow's if the export is impossible."""
+    from tflite_backend import TfliteError, lite_yamnet_for
+
+    try:
+        return lite_yamnet_for(handle)
+    except TfliteError as e:
+        print(f"note: embedding with TensorFlow ({e})", file=sys.stderr)
+        return load_yamnet(handle)
+
+
+def export_pipeline(handle: str, head, out_dir: Path, meta: dict) -> None:
+    """classifier.tflite: YAMNet and the head as one TFLite model, for main.py's fast start."""
+    from params import PIPELINE_TFLITE_FILENAME
+    from tflite_backend import export_pipeline_tflite
+
+    export_pipeline_tflite(load_yamnet(handle), head, out_dir / PIPELINE_TFLITE_FILENAME, meta["class_names"], meta)
+
+
+def validate(args, model: CustomModel, val_items, embeddings: dict, history) -> dict:
+    """Classify the held-out files as main.py --custom does and print the report.
+    Returns {'accuracy', 'report', 'probabilities': {class: [probability of each right answer]}}."""
+    from evaluate import build_report, format_report
+
+    if not val_items:
+        print("validation: none (--val-split 0)" if args.val_split == 0
+              else "validation: none (every class has a single file; add clips to validate)")
+        return {"accuracy": None, "report": None, "probabilities": {}}
+    true, predicted, probabilities = [], [], {}
+    for path, label in val_items:
+        clip = model.clip_probabilities(embeddings[path])
+        guess = int(np.argmax(clip))
+        true.append(label)
+        predicted.append(guess)
+        if guess == label:
+            probabilities.setdefault(model.class_names[label], []).append(float(clip[guess]))
+    report = build_report(model.class_names, true, predicted, [path for path, _ in val_items])
+    print(f"\nvalidation on {len(val_items)} held-out files:")
+    print(format_report(report))
+    print()
+    report = {key: report[key] for key in ("accuracy", "per_class", "confusion", "labels", "clips", "macro")}
+    return {"accuracy": report["accuracy"], "report": report, "probabilities": probabilities}
+
+
+def similarities_by_class(items, embeddings: dict, class_names: list[str]) -> dict[str, list[float]]:
+    """{class: [each clip's similarity to the closest other clip of its class]}."""
+    if not items:
+        return {}
+    mean_embeddings = np.stack([embeddings[path].mean(axis=0) for path, _label in items])
+    labels = np.array([label for _path, label in items])
+    similarities = nearest_same_class_similarities(mean_embeddings, labels)
+    return {name: similarities[labels == i].tolist() for i, name in enumerate(class_names)}
+
+
+def print_unknown_thresholds(unknown: dict) -> None:
+    """Tell the user when main.py --custom will answer "unknown"."""
+    names = sorted(set(unknown["probability"]) | set(unknown["similarity"]))
+    if not names:
+        print("unknown: no thresholds (no held-out clips to choose them on)")
+        return
+    print('main.py --custom answers "unknown" below these (probability, similarity to training clips):')
+    for name in names:
+        probability = unknown["probability"].get(name)
+        similarity = unknown["similarity"].get(name)
+        print(f"  {name}: " + ", ".join(["-" if probability is None else f"{probability:.2f}",
+                                         "-" if similarity is None else f"{similarity:.2f}"]))
+
+
+def plot_training_curve(history: dict, path: Path) -> None:
+    """Loss and accuracy per epoch (training frames, and validation frames when held out) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from atomic_write import atomic_output
+
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    try:
+        for ax, key, title in ((loss_ax, "loss", "loss (cross-entropy)"), (accuracy_ax, "accuracy", "accuracy of frames")):
+            ax.plot(epochs, history[key], label="training")
+            if f"val_{key}" in history:
+                ax.plot(epochs, history[f"val_{key}"], label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        accuracy_ax.set_ylim(0, 1.02)
+        fig.tight_layout()
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -203,6 +349,8 @@ def main(argv=None) -> int:
         parser.error("--batch-size must be at least 1")
     if not 0 <= args.val_split < 1:
         parser.error("--val-split must be in [0, 1)")
+    if args.views < 1:
+        parser.error("--views must be at least 1")
     if args.cv == 1 or args.cv < 0:
         parser.error("--cv needs at least 2 folds (0 turns it off)")
     if args.group_by is not None:

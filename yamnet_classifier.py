@@ -3,6 +3,7 @@
 TensorFlow is imported inside `load_yamnet`, so importing this module is cheap.
 """
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -61,43 +62,55 @@ class Yamnet:
         return scores.numpy(), embeddings.numpy()
 
 
-def import_tensorflow():
-    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) silenced.
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hide what C++ code (TensorFlow, the TFLite converter and runtime) writes straight to fd 2.
 
-    Failures still surface as Python exceptions; only TensorFlow's C++ log lines are hidden.
-    Set TF_CPP_MIN_LOG_LEVEL=0 to see them.
-    """
+    Some of it comes before absl's logging starts, so no setting reaches it. Python exceptions
+    still surface. TF_CPP_MIN_LOG_LEVEL=0 shows everything."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
+        yield
+        return
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+
+
+def import_tensorflow():
+    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) silenced."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # Some lines are written to fd 2 before absl's logging starts, so no setting reaches them.
-    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
-    saved_stderr = os.dup(2) if quiet else None
-    if quiet:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    try:
+    with quiet_native_stderr():
         import tensorflow as tf
-    finally:
-        if quiet:
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+def check_yamnet_handle(handle: str) -> None:
+    """Fail in milliseconds when a local YAMNet folder is missing or is not a SavedModel."""
+    if _is_url(handle):
+        return
+    if not Path(handle).is_dir():
+        raise YamnetError(
+            f"YAMNet not found at {handle}: pass --yamnet PATH_OR_URL or set {YAMNET_ENV_VAR}"
+            f" (the project ships it in {BUNDLED_YAMNET_DIR})"
+        )
+    if not (Path(handle) / "saved_model.pb").is_file():
+        raise YamnetError(f"{handle} is not a TensorFlow SavedModel folder (no saved_model.pb)")
 
 
 @functools.lru_cache(maxsize=4)
 def load_yamnet(handle: str) -> Yamnet:
     """Load YAMNet from a local SavedModel folder or a TF Hub URL (once per process)."""
-    if not _is_url(handle):
-        if not Path(handle).is_dir():
-            raise YamnetError(
-                f"YAMNet not found at {handle}: pass --yamnet PATH_OR_URL or set {YAMNET_ENV_VAR}"
-                f" (the project ships it in {BUNDLED_YAMNET_DIR})"
-            )
-        if not (Path(handle) / "saved_model.pb").is_file():
-            raise YamnetError(f"{handle} is not a TensorFlow SavedModel folder (no saved_model.pb)")
+    check_yamnet_handle(handle)
     import_tensorflow()
     import tensorflow_hub as hub
 

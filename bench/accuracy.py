@@ -81,7 +81,8 @@ BUDGET = 8000   # batches: a cheaper schedule for the candidate rows (epochs = c
                 # it costs accuracy with all clips (26 instead of 50 epochs), so DEFAULT trains 50 epochs
 NORM_VIEWS4 = dict(holdout=0.0, level=LEVEL, train_views=4, test_views=4)
 BASE = Recipe("level -20 dBFS + 4 views, <=8000 batches", step_budget=BUDGET, **NORM_VIEWS4)
-DEFAULT = Recipe("DEFAULT: level -20 dBFS + 4 views, 50 ep", **NORM_VIEWS4)
+# train.py's default (params.CLIP; the final model is refit on all files, so no hold-out here)
+DEFAULT = Recipe("DEFAULT: level -20 dBFS + 8 views, 50 ep", holdout=0.0, level=LEVEL, train_views=8, test_views=8)
 AUGMENT = Recipe("--augment: BASE + pitch x4", aug=(("pitch", 4),), step_budget=BUDGET, **NORM_VIEWS4)
 RECIPES = [
     SEED,
@@ -96,6 +97,8 @@ RECIPES = [
     Recipe("BASE + class weights", class_weights=True, step_budget=BUDGET, **NORM_VIEWS4),
     Recipe("BASE + early stop (20% files held out)", **{**NORM_VIEWS4, "holdout": TRAINING.val_split},
            step_budget=BUDGET, early_stopping=True),
+    Recipe("level -20 dBFS + 4 views, 50 ep", **NORM_VIEWS4),
+    Recipe("level -20 dBFS + 4 views + noise 5-30 dB SNR x4, 50 ep", aug=(("noise", 4),), **NORM_VIEWS4),
     DEFAULT,
 ]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import tone, write_wav
+from params import CLIP
 
 import evaluate
 
@@ -64,10 +65,20 @@ def test_unknown_test_classes_are_refused():
 
 
 def test_clip_settings_from_model_json():
-    assert evaluate.clip_settings({}) == (1, None)
-    assert evaluate.clip_settings({"clip": {"views": 4, "level_dbfs": -20.0}}) == (4, -20.0)
-    with pytest.raises(evaluate.EvaluationError):
-        evaluate.clip_settings({"clip": {"views": 0}})
+    from model import ModelError, clip_settings
+
+    assert clip_settings({}) == (1, None)
+    assert clip_settings({"clip": {"views": 4, "level_dbfs": -20.0}}) == (4, -20.0)
+    with pytest.raises(ModelError):
+        clip_settings({"clip": {"views": 0}})
+
+
+@pytest.mark.parametrize("argv,message", [([], "give the model folder"), (["--cv", "1"], "at least 2 folds"),
+                                          (["m", "--group-by", "x"], "only applies with --cv")])
+def test_evaluate_usage_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        evaluate.main([str(tmp_path), *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_missing_model_dir_is_one_line_error(tmp_path, capsys):
@@ -119,15 +130,25 @@ def test_end_to_end_on_a_tiny_model(tmp_path, fsdd_dir, yamnet, capsys):
     assert "confusion matrix" in text and "precision" in text
     assert (model_dir / "confusion.png").is_file()
 
-    # a model trained with level-scaled, time-shifted clips is evaluated the same way
+    # clips are embedded as model.json's "clip" says (train.py's default: levelled, several views)
+    assert report["clip"] == {"views": CLIP.views, "level_dbfs": CLIP.level_dbfs}
     meta_path = model_dir / "model.json"
     meta = json.loads(meta_path.read_text())
-    meta["clip"] = {"views": 4, "level_dbfs": -20.0}
+    meta["clip"] = {"views": 1, "level_dbfs": None}
     meta_path.write_text(json.dumps(meta))
     assert evaluate.main([str(test_dir), str(model_dir), "--json", "--cache-dir", str(cache)]) == 0
-    views_report = json.loads(capsys.readouterr().out)
-    assert views_report["clip"] == {"views": 4, "level_dbfs": -20.0}
-    assert views_report["clips"] == 12 and views_report["per_class"]["tone"]["recall"] == 1.0
+    plain_report = json.loads(capsys.readouterr().out)
+    assert plain_report["clip"] == {"views": 1, "level_dbfs": None} and plain_report["clips"] == 12
+
+    # no test set: cross-validation over the training folder, two folds by file
+    assert evaluate.main([str(train_dir), "--cv", "2", "--json", "--cache-dir", str(cache)]) == 0
+    cv_report = json.loads(capsys.readouterr().out)
+    assert cv_report["folds"] == 2 and len(cv_report["fold_accuracies"]) == 2
+    assert cv_report["clips"] == 18 and np.array(cv_report["confusion"]).sum() == 18
+    assert cv_report["per_class"]["tone"]["recall"] == 1.0 and "confusion_png" not in cv_report
+    assert evaluate.main([str(train_dir), str(model_dir), "--cv", "3", "--group-by", "^([0-9])"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("cross-validation fold") == 3 and (model_dir / "confusion.png").is_file()
 
     # a test class the model does not know is refused with one line
     shutil.copytree(test_dir / "tone", test_dir / "siren")

@@ -4,15 +4,27 @@ Real YAMNet (session fixture), real recordings; the model is trained once per mo
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import main as classify_cli
 import train as train_cli
-from conftest import noise, write_wav
-from params import CLASS_NAMES_FILENAME, CLASSIFIER_FILENAME, MODEL_JSON_FILENAME
+from conftest import PROJECT_DIR, noise, tone, write_wav
+from params import (
+    CLASS_NAMES_FILENAME,
+    CLASSIFIER_FILENAME,
+    CLIP,
+    CONFUSION_PNG,
+    MODEL_JSON_FILENAME,
+    PIPELINE_TFLITE_FILENAME,
+    PROTOTYPES_FILENAME,
+    TRAINING_CURVE_PNG,
+)
 
 DIGITS = {"zero": 0, "one": 1, "seven": 7}
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
@@ -57,8 +69,71 @@ def test_train_writes_a_self_describing_model(trained):
     assert meta["training"]["files_per_class"] == {"one": 30, "seven": 30, "zero": 30}
     assert meta["training"]["val_files"] == 18 and meta["training"]["train_files"] == 72
     assert meta["training"]["train_frame_accuracy"] > 0.9
-    assert "final training accuracy" in stdout and "validation accuracy" in stdout
+    assert meta["training"]["refit_on_all_files"] is True
+    assert meta["clip"] == {"views": CLIP.views, "level_dbfs": CLIP.level_dbfs}
+    assert set(meta["unknown"]["probability"]) == set(meta["unknown"]["similarity"]) == {"one", "seven", "zero"}
+    assert all(0 < v < 1 for kind in ("probability", "similarity") for v in meta["unknown"][kind].values())
+    report = meta["training"]["validation_report"]
+    assert report["clips"] == 18 and report["accuracy"] == meta["training"]["val_clip_accuracy"]
+    assert "final training accuracy" in stdout and "validation on 18 held-out files" in stdout
+    assert "confusion matrix" in stdout and "training again on all 90 files" in stdout
+    for name in (PROTOTYPES_FILENAME, CONFUSION_PNG, TRAINING_CURVE_PNG, PIPELINE_TFLITE_FILENAME):
+        assert (models / name).stat().st_size > 1000, name
+    assert (models / CONFUSION_PNG).read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in models.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_sounds_unlike_any_class_are_unknown_but_new_takes_are_not(trained, fsdd_dir, tmp_path, capsys):
+    _training, models, _cache, _ = trained
+    rng = np.random.default_rng(3)
+    strangers = {
+        "tone.wav": tone(880, 2.0),
+        "hiss.wav": noise(1.5, seed=5),
+        "chime.wav": np.sign(tone(523, 1.0)) * 0.3,
+        "hum.wav": (tone(50, 2.0) + tone(100, 2.0, amplitude=0.2)),
+        "clicks.wav": (rng.random(16000) > 0.999).astype(np.float32) * 0.8,
+    }
+    paths = [str(write_wav(tmp_path / name, clip)) for name, clip in strangers.items()]
+    held_out = copy_digits(fsdd_dir, tmp_path / "held_out", HELD_OUT_TAKES)
+    capsys.readouterr()
+    assert classify_cli.main([*paths, str(held_out), "--custom", "--models", str(models), "--json"]) == 0
+    records = {r["file"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    for path in paths:
+        record = records.pop(path)
+        assert record["label"] == "unknown", record
+        assert record["best_guess"] in DIGITS and record["similarity"] < 0.8 and record["top"][0]["label"] == record["best_guess"]
+    known = [r["label"] != "unknown" for r in records.values()]
+    assert sum(known) >= 0.75 * len(known), f"only {sum(known)}/{len(known)} held-out takes known"
+
+
+def test_unknown_text_output_shows_the_best_guess(trained, tmp_path, capsys):
+    _training, models, _cache, _ = trained
+    clip = write_wav(tmp_path / "tone.wav", tone(1200, 1.0))
+    assert classify_cli.main([str(clip), "--custom", "--models", str(models)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{clip}: unknown (best guess ") and ", similarity 0." in line
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda m: (m / PROTOTYPES_FILENAME).write_bytes(b"junk"), "cannot read"),
+    (lambda m: json_edit(m, unknown=["x"]), '"unknown" must be an object'),
+    (lambda m: json_edit(m, unknown={"similarity": {"one": "high"}}), "must map class names to numbers"),
+    (lambda m: json_edit(m, clip={"views": 0}), 'invalid "clip"'),
+], ids=["prototypes", "unknown-type", "unknown-value", "clip"])
+def test_damaged_model_parts_are_one_line_errors(trained, fsdd_dir, tmp_path, capsys, damage, message):
+    _training, models, _cache, _ = trained
+    damaged = tmp_path / "models"
+    shutil.copytree(models, damaged)
+    damage(damaged)
+    assert classify_cli.main([str(fsdd_dir / "1_theo_44.wav"), "--custom", "--models", str(damaged)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def json_edit(models, **changes):
+    meta = json.loads((models / MODEL_JSON_FILENAME).read_text())
+    meta.update(changes)
+    (models / MODEL_JSON_FILENAME).write_text(json.dumps(meta))
 
 
 def test_custom_model_classifies_held_out_clips_well_above_chance(trained, fsdd_dir, tmp_path, capsys):
@@ -68,12 +143,45 @@ def test_custom_model_classifies_held_out_clips_well_above_chance(trained, fsdd_
     assert classify_cli.main([str(held_out), "--custom", "--models", str(models), "--json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 36
-    correct = sum(r["label"] == r["file"].split("/")[-2] for r in records)
+    correct = sum(r["best_guess"] == r["file"].split("/")[-2] for r in records)
     print(f"held-out accuracy {correct}/36")
     assert correct / len(records) >= 0.6, f"{correct}/36 correct (chance is 12/36)"
     for record in records:
         assert 0 <= record["confidence"] <= 1 and record["model"] == "custom"
-        assert record["top"][0]["label"] == record["label"]
+        assert record["top"][0]["label"] == record["best_guess"] and record["label"] in (record["best_guess"], "unknown")
+
+
+def test_fast_path_never_imports_tensorflow_and_agrees_with_it(trained, fsdd_dir, tmp_path):
+    """main.py --custom on classifier.tflite, in a process where `import tensorflow` fails."""
+    _training, models, _cache, _ = trained
+    blocker = tmp_path / "no_tf"
+    for name in ("tensorflow", "keras", "tensorflow_hub"):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text(f"raise ImportError('{name} must not be imported on the fast path')")
+    clips = [str(fsdd_dir / f"{digit}_theo_45.wav") for digit in DIGITS.values()] + [str(write_wav(tmp_path / "t.wav", tone(700, 1.0)))]
+
+    def run(backend, env_extra):
+        env = {**os.environ, **env_extra}
+        done = subprocess.run([sys.executable, str(PROJECT_DIR / "main.py"), *clips, "--custom", "--models", str(models),
+                               "--json", "--backend", backend], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", done.stderr  # no native log lines either
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    fast = run("auto", {"PYTHONPATH": str(blocker)})
+    slow = run("tf", {})
+    assert [r["label"] for r in fast] == [r["label"] for r in slow]
+    for a, b in zip(fast, slow):
+        assert abs(a["confidence"] - b["confidence"]) <= 1e-3 and abs(a["similarity"] - b["similarity"]) <= 1e-3
+
+
+def test_no_tflite_removes_a_stale_export(trained, tmp_path, capsys):
+    training, models, cache, _ = trained
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    assert train_cli.main([str(training), str(copy), "--epochs", "1", "--cache-dir", str(cache), "--quiet", "--no-tflite"]) == 0
+    assert not (copy / PIPELINE_TFLITE_FILENAME).exists() and not (copy / (PIPELINE_TFLITE_FILENAME + ".json")).exists()
+    assert classify_cli.main([str(training / "one"), "--custom", "--models", str(copy)]) == 0  # Keras head
 
 
 def test_custom_text_output_names_class_and_percentage(trained, fsdd_dir, capsys):
