@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_util import AudioError, detach_closed_stdout, first_line, iter_loaded_audio, walk_audio_files
+from audio_util import AudioError, detach_closed_stdout, iter_loaded_audio, walk_audio_files
 from model import ModelError, check_model_dir, load_custom_model
 from params import DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
-from yamnet_classifier import YamnetError, load_yamnet, model_identity, resolve_yamnet_handle, top_classes
-
-BACKENDS = ("auto", "tf", "tflite")
+from tflite_backend import BACKENDS, yamnet_for_backend
+from yamnet_classifier import YamnetError, model_identity, resolve_yamnet_handle, top_classes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,28 +54,7 @@ def load_models(args):
         own_yamnet = args.yamnet is None and not os.environ.get(YAMNET_ENV_VAR)
         if own_yamnet or model_identity(handle) == pipeline.identity:
             return pipeline, custom
-    return load_base_yamnet(handle, args.backend), custom
-
-
-def load_base_yamnet(handle: str, backend: str):
-    """YAMNet from its cached .tflite (tflite; auto when cached) or from TensorFlow (tf; auto otherwise).
-    Under auto, a TensorFlow start also builds the cached .tflite, so the next start is fast."""
-    from tflite_backend import TfliteError, cached_yamnet_tflite_path, export_yamnet_tflite, lite_yamnet_for
-
-    if backend == "tf":
-        return load_yamnet(handle)
-    try:
-        return lite_yamnet_for(handle, build=backend == "tflite")
-    except TfliteError:
-        if backend == "tflite":
-            raise
-    yamnet = load_yamnet(handle)
-    try:
-        export_yamnet_tflite(yamnet, cached_yamnet_tflite_path(yamnet.identity))
-        print("note: built a TFLite copy of YAMNet (once): the next start is fast", file=sys.stderr)
-    except Exception as e:  # the fast path is an optimisation: never fail the user's answer over it
-        print(f"note: could not build a TFLite copy of YAMNet ({first_line(e)}); using TensorFlow", file=sys.stderr)
-    return yamnet
+    return yamnet_for_backend(handle, args.backend), custom
 
 
 def expand_paths(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:

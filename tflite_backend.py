@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ DEFAULT_NUM_THREADS = os.cpu_count() or 1
 # Patches per call of the `patches` signature in embed_many: big enough to amortise the call,
 # small enough that the activations stay in cache (measured: 16..128 are within noise).
 PATCH_BATCH = 64
+BACKENDS = ("auto", "tf", "tflite")  # --backend of main.py and listen.py
 
 
 class TfliteError(YamnetError, ModelError):
@@ -412,3 +414,27 @@ def lite_yamnet_for(handle: str, cache_dir=None, build: bool = True,
             raise
     export_yamnet_tflite(load_yamnet(handle), path)  # missing or damaged: (re)build it
     return load_lite_yamnet(str(path), num_threads)
+
+
+def yamnet_for_backend(handle: str, backend: str):
+    """YAMNet from its cached .tflite (tflite; auto when cached) or from TensorFlow (tf; auto otherwise).
+    Under auto, a TensorFlow start also builds the cached .tflite, so the next start is fast."""
+    from yamnet_classifier import load_yamnet
+
+    if backend == "tf":
+        return load_yamnet(handle)
+    try:
+        return lite_yamnet_for(handle, build=backend == "tflite")
+    except TfliteError:
+        if backend == "tflite":
+            raise
+    except ImportError as e:  # --backend tflite on a machine where building it is impossible
+        raise TfliteError(f"no TFLite YAMNet cached for {handle}, and building one needs TensorFlow "
+                          f"({first_line(e)}): run python main.py once with TensorFlow installed") from e
+    yamnet = load_yamnet(handle)
+    try:
+        export_yamnet_tflite(yamnet, cached_yamnet_tflite_path(yamnet.identity))
+        print("note: built a TFLite copy of YAMNet (once): the next start is fast", file=sys.stderr)
+    except Exception as e:  # the fast path is an optimisation: never fail the user's answer over it
+        print(f"note: could not build a TFLite copy of YAMNet ({first_line(e)}); using TensorFlow", file=sys.stderr)
+    return yamnet

@@ -1,6 +1,7 @@
 """main.py with base YAMNet: real clips, padding, JSON, batches with bad files, bad handles."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -119,3 +120,27 @@ def test_reader_closing_the_pipe_early_is_not_a_traceback(fsdd_dir):
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 1
     assert "Traceback" not in stderr
+
+
+def test_first_start_builds_the_tflite_yamnet_and_later_starts_skip_tensorflow(fsdd_dir, tmp_path):
+    """A fresh machine: the first start runs TensorFlow and caches YAMNet as .tflite; the next
+    start answers the same without importing TensorFlow (it fails to import here)."""
+    clip = str(fsdd_dir / "4_nicolas_3.wav")
+    blocker = tmp_path / "no_tf"
+    (blocker / "tensorflow").mkdir(parents=True)
+    (blocker / "tensorflow" / "__init__.py").write_text("raise ImportError('tensorflow must not be imported')")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run(extra_env, *flags):
+        return subprocess.run([sys.executable, "main.py", clip, "--json", *flags], cwd=PROJECT_DIR,
+                              capture_output=True, text=True, timeout=300, env={**env, **extra_env})
+
+    blocked = run({"PYTHONPATH": str(blocker)}, "--backend", "tflite")
+    assert blocked.returncode == 1 and blocked.stderr.startswith("error: ") and "Traceback" not in blocked.stderr
+    first = run({})
+    assert first.returncode == 0 and "built a TFLite copy of YAMNet" in first.stderr, first.stderr
+    second = run({"PYTHONPATH": str(blocker)})
+    assert second.returncode == 0 and second.stderr == "", second.stderr
+    first_answer, second_answer = json.loads(first.stdout), json.loads(second.stdout)
+    assert first_answer["label"] == second_answer["label"] == "Speech"
+    assert abs(first_answer["confidence"] - second_answer["confidence"]) <= 1e-3
