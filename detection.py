@@ -43,16 +43,30 @@ class StreamFramer:
         while self._next_start + self.window_samples <= self.total_samples:
             windows.append((self._next_start, self._slice(self._next_start)))
             self._next_start += self.hop_samples
-        drop = self._next_start - self._buffer_start  # samples no future window needs
+        # samples no future window needs (flush may take the last window_samples of the stream)
+        drop = max(0, min(self._next_start, self.total_samples - self.window_samples) - self._buffer_start)
         self._buffer = self._buffer[drop:]
         self._buffer_start += drop
         return windows
 
     def flush(self) -> list[tuple[int, np.ndarray]]:
-        """At the end of the stream, the zero-padded tail windows YAMNet itself would score for a whole
-        file: one more while a window starts more than (window - hop) samples before the end."""
-        windows = []
+        """At the end of the stream, the windows that cover its last samples: as many as the tail
+        patches YAMNet itself scores for a whole file (one more while a window starts more than
+        window - hop samples before the end).
+
+        A stream shorter than one window is zero-padded, as YAMNet pads a short clip. After full
+        windows there is at most one more, and it is the stream's last `window_samples` samples
+        (starting off the hop grid), not a zero-padded one: silence after the last sound of a
+        recording looks to a classifier like that sound stopping, and fired false events at the
+        ends of files."""
         tail = self.window_samples - self.hop_samples
+        if self._next_start > 0:
+            if self._next_start + tail >= self.total_samples:
+                return []
+            start = self.total_samples - self.window_samples
+            self._next_start = self.total_samples
+            return [(start, self._slice(start))]
+        windows = []
         while self.total_samples and (self._next_start == 0 or self._next_start + tail < self.total_samples):
             window = self._slice(self._next_start)
             windows.append((self._next_start, np.pad(window, (0, self.window_samples - len(window)))))
@@ -155,13 +169,16 @@ class EventDetector:
     """
 
     def __init__(self, labels: list[str], thresholds: dict[str, float], min_frames: int = LISTEN.min_frames,
-                 cooldown_s: float = LISTEN.cooldown_seconds, window_s: float = YAMNET.patch_window_seconds):
+                 cooldown_s: float = LISTEN.cooldown_seconds, window_s: float = YAMNET.patch_window_seconds,
+                 label_cooldowns: dict[str, float] | None = None):
+        """`label_cooldowns` overrides `cooldown_s` for some labels; `window_s` = 0 takes the times given
+        to `update` as they are (for matchers that know when a sound is, not a window that holds it)."""
         if min_frames < 1:
             raise ValueError("min_frames must be at least 1")
         self.labels = list(labels)
         self.thresholds = [thresholds[label] for label in self.labels]
         self.min_frames = min_frames
-        self.cooldown_s = cooldown_s
+        self.cooldowns = [(label_cooldowns or {}).get(label, cooldown_s) for label in self.labels]
         self.window_s = window_s
         self._states = [_LabelState() if can_fire(label) else None for label in self.labels]
 
@@ -209,7 +226,7 @@ class EventDetector:
         event = _event("end", label, state.peak, state.last_above_s)
         event["duration_s"] = round(state.last_above_s - state.start_s, 3)
         state.active, state.run = False, 0
-        state.quiet_until_s = state.last_above_s + self.cooldown_s
+        state.quiet_until_s = state.last_above_s + self.cooldowns[self.labels.index(label)]
         return event
 
 

@@ -1,7 +1,9 @@
-"""Listen live (sound card, file or stdin), detect your sounds or AudioSet classes, tell MQTT.
+"""Listen live (sound card, file or stdin), detect your sounds, AudioSet classes or exact registered
+sounds (fingerprints), tell MQTT.
 
     python listen.py --device USB --custom                          # your model in models/
     python listen.py --file clip.wav --classes "Smoke detector, smoke alarm"
+    python listen.py --device USB --fingerprints models/fingerprints.sqlite --custom   # both methods
     ffmpeg -i rtsp://cam/stream -f s16le -ac 1 -ar 16000 - | python listen.py --stdin --custom \\
         --mqtt-host homeassistant.local --ha-discovery
 
@@ -9,6 +11,7 @@ Events go to stdout as JSON lines, always; with --mqtt-host also to MQTT (see mq
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import signal
@@ -20,7 +23,8 @@ from audio_source import PCM_FORMATS, SourceError, list_input_devices, open_devi
 from audio_util import AudioError, detach_closed_stdout
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import DetectionError, EventDetector, StreamFramer, can_fire, parse_class_list, parse_thresholds
-from model import ModelError, check_model_dir, load_custom_model, read_model_json
+from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
+from model import ModelError, check_model_dir, read_model_json
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
 from params import (
     CLASS_NAMES_FILENAME,
@@ -33,7 +37,8 @@ from params import (
     YAMNET,
     YAMNET_ENV_VAR,
 )
-from yamnet_classifier import YamnetError, load_yamnet, resolve_yamnet_handle
+from tflite_backend import BACKENDS, load_yamnet_and_model
+from yamnet_classifier import YamnetError, resolve_yamnet_handle
 
 # Options that only mean something with --mqtt-host (their argparse dest names).
 MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
@@ -64,10 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     source_opts.add_argument("--format", choices=sorted(PCM_FORMATS), default=None,
                              help="with --stdin: sample format, as ffmpeg's -f (default s16le)")
 
-    what = parser.add_argument_group("what to detect (choose one)").add_mutually_exclusive_group()
+    group = parser.add_argument_group("what to detect (--custom or --classes, and/or --fingerprints)")
+    what = group.add_mutually_exclusive_group()
     what.add_argument("--custom", action="store_true", help="your trained model (see --models)")
     what.add_argument("--classes", metavar="NAMES",
                       help='AudioSet classes, comma-separated, e.g. "Bicycle bell,Smoke detector, smoke alarm"')
+    group.add_argument("--fingerprints", type=Path, metavar="DB", default=None,
+                       help="exact sounds registered with fingerprint.py add (e.g. models/fingerprints.sqlite)")
     detect = parser.add_argument_group("detection")
     detect.add_argument("--models", type=Path, default=None,
                         help=f"folder of the trained model, with --custom (default: {DEFAULT_MODELS_DIR})")
@@ -80,8 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds after an event ends before the same label may start again")
     detect.add_argument("--hop", type=float, default=YAMNET.patch_hop_seconds,
                         help=f"seconds between windows (each {YAMNET.patch_window_seconds} s); smaller reacts sooner, costs more CPU")
+    detect.add_argument("--min-votes", type=int, default=None,
+                        help=f"with --fingerprints: agreeing landmarks a match needs (default {MATCH.min_votes})")
     detect.add_argument("--yamnet", metavar="HANDLE", default=None,
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+    detect.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: TFLite when its models exist (~100 MB of memory instead of ~900), else TensorFlow")
 
     mqtt = parser.add_argument_group(
         "MQTT", f"credentials: ${MQTT_USERNAME_ENV_VAR} and ${MQTT_PASSWORD_ENV_VAR}, "
@@ -107,8 +119,18 @@ def check_args(args, parser) -> None:
     """parser.error for combinations that make no sense, so mistakes cost no model load."""
     if args.list_devices:
         return
-    if not args.custom and not args.classes:
-        parser.error('choose what to detect: --custom (your model) or --classes "AudioSet names"')
+    if not args.custom and not args.classes and args.fingerprints is None:
+        parser.error('choose what to detect: --custom (your model), --classes "AudioSet names" and/or '
+                     '--fingerprints DB (exact sounds)')
+    if args.fingerprints is None and args.min_votes is not None:
+        parser.error("--min-votes only applies with --fingerprints")
+    if args.min_votes is not None and args.min_votes < 1:
+        parser.error("--min-votes must be at least 1")
+    if not args.custom and not args.classes:  # fingerprints alone: no YAMNet
+        for flag, given in (("--threshold", args.threshold), ("--yamnet", args.yamnet),
+                            ("--hop", args.hop != YAMNET.patch_hop_seconds), ("--backend", args.backend != "auto")):
+            if given:
+                parser.error(f"{flag} applies to --custom or --classes, not to --fingerprints alone")
     if args.models is not None and not args.custom:
         parser.error("--models only applies with --custom")
     if args.realtime and not args.file:
@@ -141,6 +163,8 @@ def check_args(args, parser) -> None:
 def labels_before_tensorflow(args) -> tuple[list[str], dict]:
     """The labels to detect and the model's own thresholds, found without loading TensorFlow,
     so a typo costs milliseconds. AudioSet names need YAMNet's class map: [] when it is a URL."""
+    if not args.custom and not args.classes:
+        return [], {}
     if args.custom:
         check_model_dir(args.models)
         try:
@@ -156,10 +180,9 @@ def labels_before_tensorflow(args) -> tuple[list[str], dict]:
 
 def make_scorer(args, labels: list[str]):
     """Load YAMNet (and the custom head); return (labels, window (n,) -> scores (len(labels),))."""
-    yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
-    if args.custom:
-        model = load_custom_model(args.models)
-        return model.class_names, lambda window: model.frame_probabilities(yamnet.run(window)[1])[0]
+    yamnet, model = load_yamnet_and_model(args.yamnet, args.models if args.custom else None, args.backend)
+    if model is not None:
+        return model.class_names, lambda window: model.window_probabilities(window, yamnet)
     labels = labels or parse_class_list(args.classes, yamnet.class_names)
     indices = find_class_indices(yamnet.class_names, labels)
     return labels, lambda window: yamnet.run(window)[0][0, indices]
@@ -187,6 +210,14 @@ def make_publisher(args, labels: list[str]) -> MqttPublisher:
                          queue_size=args.queue_size or LISTEN.queue_size)
 
 
+def check_distinct_labels(yamnet_labels: list[str], exact_labels: list[str]) -> None:
+    """One label, one sensor: a name both in the model (or --classes) and in the fingerprints is refused."""
+    shared = sorted({slug(label) for label in yamnet_labels} & {slug(label) for label in exact_labels})
+    if shared:
+        raise DetectionError(f"label {shared[0]!r} is both a YAMNet class and a fingerprint label: "
+                             f"rename the sounds/ folder and add it again")
+
+
 class _Stop(BaseException):
     """SIGTERM: end like Ctrl+C. A BaseException, like KeyboardInterrupt, because the signal may land
     inside library code that catches Exception: TensorFlow turns one into a TypeError mid-inference."""
@@ -196,23 +227,46 @@ def _raise_stop(signum, frame):
     raise _Stop
 
 
-def run(source, score, detector: EventDetector, framer: StreamFramer, emit, check=lambda: None) -> None:
-    """Feed the source through framing, scoring and the detector; `emit` each event; `check` may raise.
-    At the end of the stream, or on Ctrl+C/SIGTERM, events still on are ended."""
-    def feed(windows):
-        for start, window in windows:
-            for event in detector.update(start / SAMPLE_RATE, score(window)):
-                emit(event)
+class YamnetListener:
+    """YAMNet windows -> scores -> events, with the interface of fingerprint.FingerprintListener."""
 
+    METHOD = "yamnet"
+
+    def __init__(self, score, detector: EventDetector, framer: StreamFramer):
+        self.score, self.detector, self.framer = score, detector, framer
+
+    def push(self, samples) -> list[dict]:
+        return self._feed(self.framer.push(samples))
+
+    def flush(self) -> list[dict]:
+        """End of stream: the zero-padded tail windows YAMNet would score for a whole file."""
+        return self._feed(self.framer.flush())
+
+    def finish(self) -> list[dict]:
+        return [dict(event, method=self.METHOD) for event in self.detector.finish()]
+
+    def _feed(self, windows) -> list[dict]:
+        return [dict(event, method=self.METHOD) for start, window in windows
+                for event in self.detector.update(start / SAMPLE_RATE, self.score(window))]
+
+
+def run(source, listeners: list, emit, check=lambda: None) -> None:
+    """Feed the source to every listener (YamnetListener, FingerprintListener); `emit` each event;
+    `check` may raise. At the end of the stream, or on Ctrl+C/SIGTERM, events still on are ended."""
     try:
         for chunk in source.chunks:
-            feed(framer.push(chunk))
+            for listener in listeners:
+                for event in listener.push(chunk):
+                    emit(event)
             check()
-        feed(framer.flush())
+        for listener in listeners:
+            for event in listener.flush():
+                emit(event)
     except (KeyboardInterrupt, _Stop):
         print("stopping", file=sys.stderr)
-    for event in detector.finish():
-        emit(event)
+    for listener in listeners:
+        for event in listener.finish():
+            emit(event)
 
 
 def main(argv=None) -> int:
@@ -227,20 +281,33 @@ def main(argv=None) -> int:
         if args.list_devices:
             print("\n".join(list_input_devices()) or "no input devices found")
             return 0
+        use_yamnet = bool(args.custom or args.classes)
         labels, model_thresholds = labels_before_tensorflow(args)
         if labels:
             parse_thresholds(args.threshold, labels, model_thresholds)  # fail fast on a bad --threshold
+        listeners, exact_labels = [], []
+        if args.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
+            rules = MATCH if args.min_votes is None else dataclasses.replace(MATCH, min_votes=args.min_votes)
+            fingerprints = FingerprintListener(load_index(args.fingerprints, rules), args.min_frames, args.cooldown, rules)
+            exact_labels = fingerprints.labels
+            check_distinct_labels(labels, exact_labels)
+            listeners.append(fingerprints)
         source = open_source(args)
-        if args.mqtt_host and labels:
-            publisher = make_publisher(args, [label for label in labels if can_fire(label)])
+        if args.mqtt_host and (labels or not use_yamnet):
+            publisher = make_publisher(args, [label for label in labels if can_fire(label)] + exact_labels)
             publisher.start()
-        labels, score = make_scorer(args, labels)
-        thresholds = parse_thresholds(args.threshold, labels, model_thresholds)
-        detector = EventDetector(labels, thresholds, args.min_frames, args.cooldown)
-        if args.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
-            publisher = make_publisher(args, detector.firing_labels)
-            publisher.start()
-        framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
+        if use_yamnet:
+            labels, score = make_scorer(args, labels)
+            check_distinct_labels(labels, exact_labels)
+            thresholds = parse_thresholds(args.threshold, labels, model_thresholds)
+            detector = EventDetector(labels, thresholds, args.min_frames, args.cooldown)
+            if args.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
+                publisher = make_publisher(args, detector.firing_labels + exact_labels)
+                publisher.start()
+            framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
+            listeners.insert(0, YamnetListener(score, detector, framer))
+        firing = [label for listener in listeners for label in
+                  (listener.detector.firing_labels if isinstance(listener, YamnetListener) else listener.labels)]
 
         def emit(event: dict) -> None:
             event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
@@ -254,10 +321,11 @@ def main(argv=None) -> int:
                 raise MqttError(publisher.fatal)
 
         where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
-        print(f"listening to {source.name} for {', '.join(detector.firing_labels)}{where}", file=sys.stderr, flush=True)
-        run(source, score, detector, framer, emit, check)
+        print(f"listening to {source.name} for {', '.join(firing)}{where}", file=sys.stderr, flush=True)
+        run(source, listeners, emit, check)
         return 0
-    except (AudioError, ClassMapError, DetectionError, ModelError, MqttError, SourceError, YamnetError) as e:
+    except (AudioError, ClassMapError, DetectionError, FingerprintError, ModelError, MqttError, SourceError,
+            YamnetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, _Stop):  # during start-up: nothing to end

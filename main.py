@@ -14,17 +14,16 @@ TensorFlow otherwise. --backend tf|tflite forces one.
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from audio_util import AudioError, detach_closed_stdout, iter_loaded_audio, walk_audio_files
-from model import ModelError, check_model_dir, load_custom_model
+from model import ModelError, check_model_dir
 from params import DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
-from tflite_backend import BACKENDS, yamnet_for_backend
-from yamnet_classifier import YamnetError, model_identity, resolve_yamnet_handle, top_classes
+from tflite_backend import BACKENDS, load_yamnet_and_model
+from yamnet_classifier import YamnetError, top_classes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,18 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: TFLite when its models exist (fast start, no TensorFlow), else TensorFlow")
     return parser
-
-
-def load_models(args):
-    """(yamnet, custom or None) for the chosen backend; TFLite wherever its files exist under auto."""
-    handle = resolve_yamnet_handle(args.yamnet)
-    custom = load_custom_model(args.models, args.backend) if args.custom else None
-    pipeline = getattr(custom, "head", None)
-    if hasattr(pipeline, "run"):  # classifier.tflite holds the YAMNet the head was trained on
-        own_yamnet = args.yamnet is None and not os.environ.get(YAMNET_ENV_VAR)
-        if own_yamnet or model_identity(handle) == pipeline.identity:
-            return pipeline, custom
-    return yamnet_for_backend(handle, args.backend), custom
 
 
 def expand_paths(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -125,7 +112,7 @@ def main(argv=None) -> int:
             print(f"error: {message}", file=sys.stderr)
         if not files:
             return 1
-        yamnet, custom = load_models(args)
+        yamnet, custom = load_yamnet_and_model(args.yamnet, args.models if args.custom else None, args.backend)
     except (ModelError, YamnetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

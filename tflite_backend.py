@@ -438,3 +438,21 @@ def yamnet_for_backend(handle: str, backend: str):
     except Exception as e:  # the fast path is an optimisation: never fail the user's answer over it
         print(f"note: could not build a TFLite copy of YAMNet ({first_line(e)}); using TensorFlow", file=sys.stderr)
     return yamnet
+
+
+def load_yamnet_and_model(yamnet_option: str | None, models_dir=None, backend: str = "auto"):
+    """(yamnet, custom model or None) for --yamnet, --models and --backend, as main.py, listen.py
+    and evaluate.py load them: TFLite wherever its files exist under "auto". A model folder's
+    classifier.tflite holds the YAMNet its head was trained on, and serves as YAMNet too unless
+    --yamnet or $AUDIO2MQTT_YAMNET names another copy."""
+    from model import load_custom_model
+    from params import YAMNET_ENV_VAR
+    from yamnet_classifier import model_identity, resolve_yamnet_handle
+
+    handle = resolve_yamnet_handle(yamnet_option)
+    custom = None if models_dir is None else load_custom_model(models_dir, backend)
+    pipeline = getattr(custom, "head", None)
+    if isinstance(pipeline, LitePipeline):
+        if yamnet_option is None and not os.environ.get(YAMNET_ENV_VAR) or model_identity(handle) == pipeline.identity:
+            return pipeline, custom
+    return yamnet_for_backend(handle, backend), custom

@@ -28,11 +28,17 @@ def test_windows_are_stream_slices_every_hop_whatever_the_chunking(chunking):
     sizes = {"one-piece": [len(stream)], "tiny": [37] * (len(stream) // 37 + 1),
              "random": list(np.random.default_rng(1).integers(1, 9000, 100))}[chunking]
     windows = frame_in_chunks(stream, sizes)
-    padded = np.pad(stream, (0, LISTEN_WINDOW_SAMPLES))
-    assert [start for start, _ in windows] == [k * HOP for k in range(len(windows))]
+    # every hop, and the last window is the stream's end (not padded with silence)
+    assert [start for start, _ in windows] == [k * HOP for k in range(len(windows) - 1)] + [len(stream) - LISTEN_WINDOW_SAMPLES]
     for start, window in windows:
         assert window.shape == (LISTEN_WINDOW_SAMPLES,)
-        np.testing.assert_array_equal(window, padded[start:start + LISTEN_WINDOW_SAMPLES])
+        np.testing.assert_array_equal(window, stream[start:start + LISTEN_WINDOW_SAMPLES])
+
+
+def test_a_stream_shorter_than_one_window_is_zero_padded_like_a_clip():
+    clip = np.ones(5000, dtype=np.float32)
+    [(start, window)] = frame_in_chunks(clip, [len(clip)])
+    assert start == 0 and window[:5000].all() and not window[5000:].any()
 
 
 # Patches YAMNet itself returns for a waveform of n samples (measured with the bundled model):
@@ -132,3 +138,15 @@ def test_finish_ends_what_is_still_on():
     assert [e["event"] for e in events] == ["start"]
     assert all_events[-1] == {"event": "end", "label": "bell", "score": 0.9, "offset_s": centre(2),
                               "duration_s": round(HOP_S, 3)}
+
+
+def test_a_label_can_have_its_own_cooldown_and_times_can_be_taken_as_given():
+    """As fingerprint.FingerprintListener uses it: one cooldown from meta.json, times not window starts."""
+    detector = EventDetector(["jingle", "bell"], {"jingle": 0.5, "bell": 0.5}, cooldown_s=0.0, window_s=0.0,
+                             label_cooldowns={"jingle": 5.0})
+    events = []
+    for t, scores in enumerate([[1, 1], [0, 0], [1, 1], [0, 0], [0, 0], [0, 0], [0, 0], [1, 1], [0, 0]]):
+        events += [(e["event"], e["label"], e["offset_s"]) for e in detector.update(float(t), scores)]
+    assert events == [("start", "jingle", 0.0), ("start", "bell", 0.0), ("end", "jingle", 0.0), ("end", "bell", 0.0),
+                      ("start", "bell", 2.0), ("end", "bell", 2.0), ("start", "jingle", 7.0), ("start", "bell", 7.0),
+                      ("end", "jingle", 7.0), ("end", "bell", 7.0)]

@@ -183,7 +183,7 @@ def test_credentials_from_env_beat_config_file(tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--file", "x.wav"], "choose what to detect"),
+    (["--file", "x.wav"], "choose what to detect: --custom (your model), --classes"),
     (["--file", "x.wav", "--classes", "Speech", "--models", "m"], "--models only applies with --custom"),
     (["--stdin", "--custom", "--realtime"], "--realtime only applies with --file"),
     (["--file", "x.wav", "--custom", "--rate", "48000"], "--rate only applies with --stdin"),
@@ -265,12 +265,14 @@ def test_broker_down_at_start_queue_drops_oldest_then_delivers_in_order(tmp_path
 # --- real YAMNet ----------------------------------------------------------------------------------------
 
 def test_streamed_windows_score_like_one_yamnet_run(yamnet):
-    """Windows of 15360 + 240 samples give YAMNet's own patches, so live = offline scores."""
+    """Windows of 15360 + 240 samples give YAMNet's own patches, so live = offline scores (all but the
+    tail windows, which the framer pads with mirrored audio where YAMNet pads with zeros)."""
     stream = noise(4.3, seed=3) + tone(880, 4.3)
     whole_scores, whole_embeddings = yamnet.run(stream)
     framer = StreamFramer()
-    windows = [w for i in range(0, len(stream), 1600) for w in framer.push(stream[i:i + 1600])] + framer.flush()
-    assert len(windows) == len(whole_scores)
+    windows = [w for i in range(0, len(stream), 1600) for w in framer.push(stream[i:i + 1600])]
+    tail = framer.flush()
+    assert len(windows) + len(tail) == len(whole_scores) and len(windows) >= len(whole_scores) - 2
     for k, (start, window) in enumerate(windows):
         scores, embeddings = yamnet.run(window)
         np.testing.assert_allclose(scores[0], whole_scores[k], atol=1e-4)
@@ -388,7 +390,13 @@ def test_broker_restarted_mid_stream_loses_nothing_and_keeps_order(digit_model, 
         subscriber.close()
         broker.stop()
     assert_events_match(stdout, truth)
-    assert published(got) == stdout  # none lost, none doubled, same order
+    # none lost, same order. QoS 1 is at-least-once: a message in flight when the broker died can
+    # arrive twice (identical, time stamp included); drop such repeats before comparing.
+    unique = []
+    for event in published(got):
+        if event not in unique:
+            unique.append(event)
+    assert unique == stdout
     assert "lost MQTT broker" in "".join(stderr)
 
 
@@ -593,3 +601,84 @@ def test_device_stream_events_at_known_offsets(digit_model, digit_stream, tmp_pa
     events = json_lines("".join(lines))
     assert_events_match(events, truth)
     assert {e["source"] for e in events} == {f"device:{microphone.name}"}
+
+
+# --- exact sounds: --fingerprints (no TensorFlow) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def jingle_db(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A fingerprint database with one chiptune jingle (and its metadata), registered by fingerprint.py add."""
+    import fingerprint
+    from synth_sounds import jingle
+
+    root = tmp_path_factory.mktemp("exact")
+    sound = jingle(np.random.default_rng(8), notes=9)
+    write_wav(root / "sounds" / "mario_dies" / "death.wav", sound)
+    (root / "sounds" / "mario_dies" / "meta.json").write_text(json.dumps({"game": "Super Mario", "room": "living room"}))
+    assert fingerprint.main(["add", str(root / "sounds"), "--db", str(root / "fp.sqlite")]) == 0
+    return root / "fp.sqlite", sound
+
+
+def test_fingerprints_two_replays_under_music_give_two_events_with_metadata_on_mqtt(jingle_db, broker, tmp_path, capsys):
+    from synth_sounds import melody_stream, mix_at_snr
+
+    db, sound = jingle_db
+    onsets = (4.0, 14.2)
+    stream = melody_stream(np.random.default_rng(21), 24.0)
+    for onset in onsets:
+        stream = mix_at_snr(stream, sound, round(onset * SAMPLE_RATE), -3.0)
+    path = write_wav(tmp_path / "game.wav", 0.9 * stream / np.abs(stream).max())
+    subscriber = Subscriber(broker.port, ["audio2mqtt/#", "homeassistant/#"])
+    code = listen.main(["--file", str(path), "--fingerprints", str(db), "--mqtt-host", "127.0.0.1",
+                        "--mqtt-port", str(broker.port), "--device-name", "den", "--ha-discovery"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"listening to {path} for mario_dies" in err
+    events = json_lines(out)
+    assert [(e["event"], e["label"]) for e in events] == [("start", "mario_dies"), ("end", "mario_dies")] * 2
+    for start, onset in zip(events[::2], onsets):
+        assert abs(start["offset_s"] - onset) <= 0.05
+    for event in events:
+        assert event["method"] == "fingerprint" and event["reference"] == "mario_dies/death.wav"
+        assert event["metadata"] == {"game": "Super Mario", "room": "living room"}
+    got = subscriber.wait_for(lambda m: ("audio2mqtt/den/availability", "offline", False) in m, timeout=10)
+    subscriber.close()
+    assert [json.loads(p) for t, p, _ in got if t == "audio2mqtt/den/event"] == events
+    assert [p for t, p, _ in got if t == "audio2mqtt/den/mario_dies/state"][-4:] == ["ON", "OFF", "ON", "OFF"]
+    config = json.loads(retained(broker.port, "homeassistant/#")["homeassistant/binary_sensor/den/mario_dies/config"])
+    assert config["state_topic"] == "audio2mqtt/den/mario_dies/state"
+
+
+def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
+    db, sound = jingle_db
+    wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]))
+    code = (f"import sys, listen; code = listen.main(['--file', {str(wav)!r}, '--fingerprints', {str(db)!r}]); "
+            f"print(code, 'tensorflow' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+    assert result.stderr.split()[-2:] == ["0", "False"], result.stderr
+    assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["start", "end"]
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "error: no fingerprint database at {db}: make one with python fingerprint.py add sounds/"),
+    ("not a database", "error: {db}: not a fingerprint database (file is not a database)"),
+])
+def test_a_bad_fingerprint_database_is_one_line_before_anything_loads(case, message, tmp_path, capsys):
+    db = tmp_path / "fp.sqlite"
+    if case == "not a database":
+        db.write_text("hello")
+    wav = write_wav(tmp_path / "a.wav", tone(440, 1.0))
+    assert listen.main(["--file", str(wav), "--fingerprints", str(db), "--classes", "Speech"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message.format(db=db)) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--fingerprints", "fp.sqlite", "--threshold", "0.7"], "--threshold applies to --custom or --classes"),
+    (["--custom", "--min-votes", "5"], "--min-votes only applies with --fingerprints"),
+])
+def test_fingerprint_flag_clashes_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        listen.main(["--file", "x.wav"] + argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,866 @@
+"""Exact-sound matching by landmark fingerprints (Wang 2003, as in audfprint); numpy/scipy, no TensorFlow.
+
+Peaks are taken where a spectrogram bin suddenly rises or falls (a note starts or stops), so gain and
+steady hum do not matter. A landmark is a pair of peaks up to 0.5 s apart, hashed as (rise/fall and
+frequency bin of each, frames between them). A replay of a registered sound under music or noise
+shares many landmarks with it *at one constant time offset*; unrelated audio shares few, at scattered
+offsets. Votes per (sound, offset) decide.
+
+    python fingerprint.py add sounds/                       # one label per sub-folder
+    python fingerprint.py list
+    python fingerprint.py match clip.wav [--json]
+    python fingerprint.py remove doorbell                   # a label, or one file: doorbell/ring.wav
+
+The database is one SQLite file (standard library), changed in transactions: a crash or Ctrl+C
+never leaves a half-registered sound. `StreamMatcher` does the same matching on a live stream for
+listen.py.
+"""
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import json
+import sqlite3
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audio_util import AudioError, HelpFormatter, detach_closed_stdout, first_line, iter_loaded_audio, walk_audio_files
+from params import DEFAULT_MODELS_DIR, SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class FingerprintParams:
+    """How landmarks are made. Stored in every database: one made with other values is refused,
+    since its hashes would never meet the stream's."""
+
+    sample_rate: int = SAMPLE_RATE     # Hz, mono: audio_util's one loading function gives this
+    n_fft: int = 512                   # 32 ms windows -> 31.25 Hz bins
+    hop: int = 256                     # 16 ms between spectrogram frames
+    min_bin: int = 4                   # below 125 Hz (mains hum, rumble) no peaks are taken
+    level_floor_db: float = -80.0      # dBFS: quieter spectrogram cells count as silence
+    onset_pole: float = 0.98           # high-pass of log magnitude along time: steady tones fade, onsets stand out
+    level_gate_db: float = 30.0        # peaks more than this below the loudest recent bin are ignored ...
+    level_release_db_per_s: float = 20.0  # ... where "recent" fades at this rate
+    min_onset: float = 1.5             # natural-log rise a peak needs above its recent level (1.0 = 8.7 dB)
+    max_peaks_per_frame: int = 3
+    masking_decay: float = 0.985       # per frame: how fast a peak's masking of its neighbours fades
+    masking_spread_bins: float = 8.0   # Gaussian width (in bins) of that masking across frequency
+    # Each peak is paired with every later peak in its target zone, so a pair is there whenever both
+    # peaks are, whatever else is heard (pairing with the next N peaks would let noise steal partners).
+    min_dt_frames: int = 2             # zone: from 2 frames later (not the same onset) ...
+    max_dt_frames: int = 31            # ... to 31 frames (0.5 s) later ...
+    max_df_bins: int = 63              # ... and up to 63 bins (2 kHz) above or below ...
+    pair_level_range_db: float = 40.0  # ... and no more than 40 dB louder or quieter
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.hop / self.sample_rate  # 0.016
+
+
+FINGERPRINT = FingerprintParams()
+
+
+@dataclass(frozen=True)
+class MatchDefaults:
+    """Decision rules of matching, in files (`match`) and in streams (listen.py)."""
+
+    min_votes: int = 15                  # landmarks agreeing at one offset that make a match ...
+    votes_per_landmark: float = 0.03     # ... plus this many per landmark of the reference heard so far:
+                                         # a long reference meets more chance agreements
+    offset_tolerance_frames: int = 1     # votes within +-1 frame (16 ms) of an offset count for it
+    min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
+    max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
+    stream_history_seconds: float = 4.0  # a live stream's landmarks are kept this long for voting
+    stream_grace_seconds: float = 0.5    # a match stays on this long after its reference has ended
+
+
+MATCH = MatchDefaults()
+
+DB_FORMAT = "audio2mqtt-fingerprints"
+DB_VERSION = 1
+DEFAULT_DB = DEFAULT_MODELS_DIR / "fingerprints.sqlite"
+META_FILENAME = "meta.json"         # optional, in sounds/<label>/: fields sent with every event of the label
+COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quiet after an event ends
+PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x peaks) matrix
+STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
+_BIN_BITS, _DT_BITS = 8, 6
+HASH_BITS = 1 + _BIN_BITS + 1 + _BIN_BITS + _DT_BITS  # 24
+
+
+class FingerprintError(Exception):
+    """A database or input that cannot be used; the message is one actionable line."""
+
+
+# --- landmarks: peaks of an onset-emphasised spectrogram, paired and hashed ----------------------------
+
+class LandmarkExtractor:
+    """Turns a 16 kHz stream, pushed in chunks of any size, into landmarks (hash, time of first peak).
+
+    Every step is causal, so pushing a recording in one piece or in 0.1 s chunks gives the same
+    landmarks: registration and live matching cannot disagree.
+    """
+
+    def __init__(self, params: FingerprintParams = FINGERPRINT):
+        self.params = p = params
+        self.window = np.hanning(p.n_fft + 1)[:-1].astype(np.float32)
+        self._scale = 2.0 / self.window.sum()  # a full-scale sine reads 1.0 (0 dBFS)
+        self._log_floor = np.log(10.0 ** (p.level_floor_db / 20.0))
+        self._samples = np.zeros(0, dtype=np.float32)
+        self.frames_done = 0
+        bins = p.n_fft // 2
+        # high-pass state: as if silence came before the stream (lfilter's zi for b=[1,-1], a=[1,-pole]),
+        # so a recording that starts with its sound keeps that onset
+        self._hp_state = np.full((1, bins), -self._log_floor)
+        self._rise_mask = np.zeros(bins)  # onsets: sounds starting
+        self._fall_mask = np.zeros(bins)  # offsets: sounds stopping (beeps, notes)
+        offsets = np.arange(-bins + 1, bins)
+        self._spread = np.exp(-0.5 * (offsets / p.masking_spread_bins) ** 2)  # centred at index bins-1
+        self._level = -np.inf  # loudest recent bin, natural log
+        self._levels_before = np.full(bins, self._log_floor)
+        self._recent = np.zeros((0, 4))  # (frame, kind, bin, level) of peaks that may still be paired
+
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append samples; return the landmarks they complete as (hashes uint32 (n,), frames int64 (n,))."""
+        from scipy.signal import lfilter
+
+        p = self.params
+        self._samples = np.concatenate([self._samples, np.asarray(samples, dtype=np.float32)])
+        count = 0 if len(self._samples) < p.n_fft else 1 + (len(self._samples) - p.n_fft) // p.hop
+        if count == 0:
+            return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+        starts = np.arange(count) * p.hop
+        frames = self._samples[starts[:, None] + np.arange(p.n_fft)[None, :]] * self.window
+        self._samples = self._samples[count * p.hop:]
+        magnitude = np.abs(np.fft.rfft(frames, axis=1))[:, :-1] * self._scale  # (count, bins)
+        log_magnitude = np.log(np.maximum(magnitude, np.exp(self._log_floor)))
+        onset, self._hp_state = lfilter([1.0, -1.0], [1.0, -p.onset_pole], log_magnitude, axis=0, zi=self._hp_state)
+        gate = p.level_gate_db / 20 * np.log(10)
+        release = p.level_release_db_per_s / 20 * np.log(10) * p.frame_seconds
+        found = []  # (frame, kind, bin, level) of this push's peaks
+        for row, levels in zip(onset, log_magnitude):
+            self._level = max(self._level - release, levels.max())
+            loud_now = levels >= self._level - gate
+            levels_before = self._levels_before  # an offset is judged by how loud the bin was before it fell
+            loud_before = levels_before >= self._level - gate
+            self._levels_before = levels
+            for f in self._pick_peaks(np.where(loud_now, row, 0.0), self._rise_mask):
+                found.append((self.frames_done, 0, f, levels[f]))
+            for f in self._pick_peaks(np.where(loud_before, -row, 0.0), self._fall_mask):
+                found.append((self.frames_done, 1, f, levels_before[f]))
+            self.frames_done += 1
+        found = np.array(found, dtype=np.float64).reshape(-1, 4)
+        pieces = [self._pair(block) for block in np.array_split(found, max(1, len(found) // PAIRING_BLOCK_PEAKS))]
+        return (np.concatenate([h for h, _ in pieces]).astype(np.uint32),
+                np.concatenate([t for _, t in pieces]).astype(np.int64))
+
+    def _pick_peaks(self, row: np.ndarray, mask: np.ndarray) -> list[int]:
+        """Local maxima across frequency of one frame that rise above `mask` (the decaying masking of
+        earlier peaks), strongest first, at most max_peaks_per_frame; each one taken masks its neighbours."""
+        p = self.params
+        inner = row[1:-1]
+        is_max = (inner > row[:-2]) & (inner >= row[2:]) & (inner > mask[1:-1]) & (inner > p.min_onset)
+        candidates = np.flatnonzero(is_max) + 1
+        candidates = candidates[candidates >= p.min_bin]
+        taken = []
+        if len(candidates):
+            centre = len(mask) - 1
+            for f in candidates[np.argsort(-row[candidates], kind="stable")]:
+                if len(taken) == p.max_peaks_per_frame:
+                    break
+                if row[f] <= mask[f]:  # masked by a stronger peak of this frame
+                    continue
+                taken.append(int(f))
+                np.maximum(mask, row[f] * self._spread[centre - f:centre - f + len(mask)],
+                           out=mask)
+        mask *= p.masking_decay
+        return sorted(taken)
+
+    def _pair(self, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pair new peaks, rows (frame, kind, bin, level) in frame order, with every earlier peak in whose
+        target zone they fall: the hash is complete once its later peak is there. Returns (hashes, frames
+        of the earlier peaks), ordered by the later peak, so any chunking gives the same landmarks.
+        Hash bits: kind of first peak (1) | its bin (8) | kind of second (1) | its bin (8) | frames between (6)."""
+        p = self.params
+        anchors = np.concatenate([self._recent, new])
+        dt = new[None, :, 0] - anchors[:, None, 0]
+        ok = ((dt >= p.min_dt_frames) & (dt <= p.max_dt_frames)
+              & (np.abs(new[None, :, 2] - anchors[:, None, 2]) <= p.max_df_bins)
+              & (np.abs(new[None, :, 3] - anchors[:, None, 3]) <= p.pair_level_range_db / 20 * np.log(10)))
+        ia, ib = np.nonzero(ok)
+        a, b = anchors[ia, :3].astype(np.int64), new[ib, :3].astype(np.int64)  # levels are done with
+        order = np.lexsort((a[:, 2], a[:, 1], a[:, 0], b[:, 2], b[:, 1], b[:, 0]))
+        a, b = a[order], b[order]
+        hashes = ((((a[:, 1] << _BIN_BITS | a[:, 2]) << 1 | b[:, 1]) << _BIN_BITS | b[:, 2]) << _DT_BITS
+                  | (b[:, 0] - a[:, 0]))
+        last = new[-1, 0] if len(new) else self.frames_done
+        self._recent = anchors[anchors[:, 0] >= last - p.max_dt_frames]
+        return hashes, a[:, 0]
+
+
+def landmarks(waveform: np.ndarray, params: FingerprintParams = FINGERPRINT) -> tuple[np.ndarray, np.ndarray]:
+    """All landmarks of a 16 kHz recording: (hashes uint32 (n,), frames of their first peak int64 (n,))."""
+    return LandmarkExtractor(params).push(waveform)
+
+
+# --- matching: votes per (sound, time offset) ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reference:
+    """One registered recording and its landmarks."""
+
+    sound_id: int
+    label: str
+    name: str                # <label>/<file>, e.g. doorbell/ring.wav
+    duration_s: float
+    frames: np.ndarray       # sorted frames of its landmarks, for "how many could have been heard by now"
+
+    @property
+    def landmark_count(self) -> int:
+        return len(self.frames)
+
+    def landmarks_between(self, first_frame: int, last_frame: int) -> int:
+        """How many of its landmarks lie in frames first..last (inclusive)."""
+        return int(np.searchsorted(self.frames, last_frame, "right") - np.searchsorted(self.frames, first_frame, "left"))
+
+
+@dataclass(frozen=True)
+class Match:
+    """A reference heard in a query: from query frame `offset_frames` on, `votes` of its landmarks agree."""
+
+    reference: Reference
+    offset_frames: int   # query frame where the reference's frame 0 falls (may be negative)
+    votes: int
+    expected: int        # landmarks of the reference that the query could have shown
+
+    @property
+    def score(self) -> float:
+        """Fraction of the reference's landmarks found where expected, 0-1."""
+        return min(1.0, self.votes / max(1, self.expected))
+
+    def as_dict(self, frame_seconds: float = FINGERPRINT.frame_seconds) -> dict:
+        return {"label": self.reference.label, "reference": self.reference.name,
+                "offset_s": round(self.offset_frames * frame_seconds, 3), "votes": self.votes,
+                "score": round(self.score, 4)}
+
+
+def votes_needed(landmarks_heard: int, rules: MatchDefaults = MATCH) -> float:
+    """Votes that make a match when `landmarks_heard` of the reference's landmarks could have been heard."""
+    return rules.min_votes + rules.votes_per_landmark * landmarks_heard
+
+
+class FingerprintIndex:
+    """All landmarks of a database in memory, sorted by hash for vectorised look-up."""
+
+    def __init__(self, references: list[Reference], hashes: dict[int, np.ndarray],
+                 params: FingerprintParams = FINGERPRINT, metadata: dict | None = None):
+        """`hashes[sound_id]` pairs with `reference.frames` (same order); `metadata` is {label: LabelInfo}."""
+        self.params = params
+        self.references = {r.sound_id: r for r in references}
+        self.metadata = metadata or {}
+        all_hashes = np.concatenate([hashes[r.sound_id] for r in references]) if references else np.zeros(0, np.uint32)
+        all_frames = np.concatenate([r.frames for r in references]) if references else np.zeros(0, np.int64)
+        all_ids = np.concatenate([np.full(r.landmark_count, r.sound_id) for r in references]) if references else np.zeros(0)
+        order = np.argsort(all_hashes, kind="stable")
+        self.hashes = all_hashes[order].astype(np.uint32)
+        self.frames = all_frames[order].astype(np.int64)
+        self.sound_ids = all_ids[order].astype(np.int64)
+        # where each possible hash's entries start: a look-up is two array reads, not a binary search
+        # (64 MB of int32 for the 24-bit hash space; built in a fraction of a second)
+        counts = np.bincount(self.hashes, minlength=1 << HASH_BITS)
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({r.label for r in self.references.values()})
+
+    def lookup(self, hashes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every agreement of a query landmark with a registered one, as (sound ids, offsets in frames,
+        query frames), shapes (m,) each. Offset = query frame - reference frame."""
+        # A recording's frames fall anywhere within a hop of the reference's: a peak pair's time step
+        # may read one frame more or less, so each query landmark also looks up dt-1 and dt+1.
+        hashes = np.asarray(hashes, np.int64)
+        n = len(hashes)
+        hashes = np.clip(np.concatenate([hashes, hashes - 1, hashes + 1]), 0, (1 << HASH_BITS) - 1)
+        times = np.tile(np.asarray(times, np.int64), 3)
+        lo, hi = self._starts[hashes].astype(np.int64), self._starts[hashes + 1].astype(np.int64)
+        counts = hi - lo
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        query = np.repeat(np.arange(len(hashes)), counts)
+        # positions lo[i], lo[i]+1, ..., hi[i]-1 for every query i, without a Python loop
+        entries = np.repeat(lo, counts) + np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        sound_ids, offsets = self.sound_ids[entries], times[query] - self.frames[entries]
+        # one vote per query landmark and (sound, offset), whichever of its dt variants agreed
+        # (packed into one int64: < 4M query landmarks, < 1M sounds, offsets within +-4.6 h)
+        _, first = np.unique((query % n) << 41 | sound_ids << 21 | (offsets + (1 << 20)), return_index=True)
+        return sound_ids[first], offsets[first], times[query][first]
+
+
+def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, tolerance: int = MATCH.offset_tolerance_frames,
+                 min_votes: int = 1) -> dict[int, tuple[int, int]]:
+    """{sound id: (offset, votes)} of the best offset per sound, for sounds with at least `min_votes`:
+    a vote is a query landmark agreeing with one of the sound's at that offset (+-tolerance frames)."""
+    if len(sound_ids) == 0:
+        return {}
+    span = 1 << 24  # offsets are far smaller than this
+    keys, counts = np.unique(sound_ids * (2 * span) + (offsets + span), return_counts=True)
+    near = counts.copy()
+    for shift in range(1, tolerance + 1):
+        for sign in (-1, 1):
+            where = np.minimum(np.searchsorted(keys, keys + sign * shift), len(keys) - 1)
+            near += np.where(keys[where] == keys + sign * shift, counts[where], 0)
+    enough = near >= min_votes
+    keys, counts, near = keys[enough], counts[enough], near[enough]
+    best = {}
+    order = np.lexsort((keys, -counts, -near))  # most votes first; ties: most votes exactly there
+    for k in order:
+        sound = int(keys[k] // (2 * span))
+        if sound not in best:
+            best[sound] = (int(keys[k] % (2 * span) - span), int(near[k]))
+    return best
+
+
+def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarray, query_frames: int,
+                    rules: MatchDefaults = MATCH) -> list[Match]:
+    """References found in a query of `query_frames` frames, best first."""
+    matches = []
+    sound_ids, offsets, _ = index.lookup(hashes, times)
+    for sound, (offset, votes) in best_offsets(sound_ids, offsets, rules.offset_tolerance_frames, rules.min_votes).items():
+        reference = index.references[sound]
+        heard = reference.landmarks_between(-offset, query_frames - 1 - offset)
+        if votes >= votes_needed(heard, rules):
+            matches.append(Match(reference, offset, votes, heard))
+    return sorted(matches, key=lambda m: (-m.votes, m.reference.name))
+
+
+def match_waveform(index: FingerprintIndex, waveform: np.ndarray, rules: MatchDefaults = MATCH) -> list[Match]:
+    """References found anywhere in a 16 kHz recording, best first (one offset per reference)."""
+    hashes, times = landmarks(waveform, index.params)
+    return match_landmarks(index, hashes, times, len(waveform) // index.params.hop, rules)
+
+
+class StreamMatcher:
+    """Matches a live 16 kHz stream, pushed in chunks, against an index.
+
+    Keeps the agreements of the last `stream_history_seconds`; after each push, `push` returns the
+    matches that are on: enough votes at one offset, and the reference still playing there (its
+    duration plus `stream_grace_seconds` from its matched start).
+    """
+
+    def __init__(self, index: FingerprintIndex, rules: MatchDefaults = MATCH):
+        self.index, self.rules = index, rules
+        self.extractor = LandmarkExtractor(index.params)
+        self.history_frames = round(rules.stream_history_seconds / index.params.frame_seconds)
+        self.grace_frames = round(rules.stream_grace_seconds / index.params.frame_seconds)
+        self._sound_ids = np.zeros(0, np.int64)
+        self._offsets = np.zeros(0, np.int64)
+        self._times = np.zeros(0, np.int64)
+
+    @property
+    def frames_done(self) -> int:
+        return self.extractor.frames_done
+
+    @property
+    def seconds_done(self) -> float:
+        return self.frames_done * self.index.params.frame_seconds
+
+    def end_frame(self, match: Match) -> int:
+        """The last frame at which `match` is still on: its reference's end plus the grace."""
+        return match.offset_frames + round(match.reference.duration_s / self.index.params.frame_seconds) + self.grace_frames
+
+    def push(self, samples: np.ndarray) -> list[Match]:
+        """Feed samples; return the matches on now, best first (at most one per label)."""
+        hashes, times = self.extractor.push(samples)
+        live = times >= STREAM_WARMUP_FRAMES  # a live stream's first frames rise "from silence" everywhere
+        sound_ids, offsets, times = self.index.lookup(hashes[live], times[live])
+        now = self.frames_done
+        keep = self._times >= now - self.history_frames
+        self._sound_ids = np.concatenate([self._sound_ids[keep], sound_ids])
+        self._offsets = np.concatenate([self._offsets[keep], offsets])
+        self._times = np.concatenate([self._times[keep], times])
+        found = {}
+        for sound, (offset, votes) in best_offsets(self._sound_ids, self._offsets, self.rules.offset_tolerance_frames,
+                                                   self.rules.min_votes).items():
+            reference = self.index.references[sound]
+            heard = reference.landmarks_between(max(-offset, now - self.history_frames - offset), now - 1 - offset)
+            match = Match(reference, offset, votes, heard)
+            if now > self.end_frame(match) or votes < votes_needed(heard, self.rules):
+                continue  # past its end (what is left in the history is the past), or too few votes
+            if reference.label not in found or match.votes > found[reference.label].votes:
+                found[reference.label] = match
+        return sorted(found.values(), key=lambda m: -m.votes)
+
+
+# --- the database: one SQLite file ------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE labels (
+    label TEXT PRIMARY KEY,
+    metadata TEXT NOT NULL,          -- JSON object sent with every event of the label
+    cooldown REAL                    -- seconds; NULL: listen.py's --cooldown
+);
+CREATE TABLE sounds (
+    id INTEGER PRIMARY KEY,
+    label TEXT NOT NULL REFERENCES labels(label),
+    name TEXT NOT NULL UNIQUE,       -- <label>/<path inside the label folder>
+    audio_sha256 TEXT NOT NULL UNIQUE,  -- of the decoded 16 kHz samples: the same sound is never stored twice
+    duration_s REAL NOT NULL,
+    landmark_count INTEGER NOT NULL,
+    hashes BLOB NOT NULL,            -- uint32 little-endian, one per landmark
+    frames BLOB NOT NULL,            -- uint16 little-endian: frame of each landmark's first peak
+    added TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LabelInfo:
+    """What a label's meta.json said: fields for its events, and its own cooldown (None: the default)."""
+
+    metadata: dict
+    cooldown: float | None = None
+
+
+class FingerprintStore:
+    """An open fingerprint database. Every change is one transaction: all of it lands, or none."""
+
+    def __init__(self, path, create: bool = False):
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise FingerprintError(f"no fingerprint database at {self.path}: make one with "
+                                       f"python fingerprint.py add sounds/ --db {self.path}")
+            self._create(self.path)
+        if self.path.is_dir():
+            raise FingerprintError(f"{self.path} is a folder, not a fingerprint database")
+        try:
+            self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None)
+        except sqlite3.Error as e:
+            raise FingerprintError(f"cannot open fingerprint database {self.path} ({e})") from e
+        self._check()
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        """A new, empty database, made under a temporary name and renamed: never half-made."""
+        from atomic_write import atomic_output
+
+        try:
+            with atomic_output(path) as tmp:
+                conn = sqlite3.connect(tmp)
+                with conn:
+                    conn.executescript(_SCHEMA)
+                    conn.executemany("INSERT INTO info VALUES (?, ?)", [
+                        ("format", DB_FORMAT), ("version", str(DB_VERSION)),
+                        ("params", json.dumps(asdict(FINGERPRINT), sort_keys=True))])
+                conn.close()
+        except (OSError, sqlite3.Error) as e:
+            raise FingerprintError(f"cannot create fingerprint database {path} ({first_line(e)})") from e
+
+    def _check(self) -> None:
+        """Refuse anything that is not a database of ours, made with today's landmark settings."""
+        try:
+            info = dict(self.conn.execute("SELECT key, value FROM info").fetchall())
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            if "no such table" in str(e):
+                raise FingerprintError(f"{self.path}: an SQLite database, but not one of audio2mqtt's fingerprints") from e
+            raise FingerprintError(f"{self.path}: not a fingerprint database ({e})") from e
+        if info.get("format") != DB_FORMAT:
+            self.conn.close()
+            raise FingerprintError(f"{self.path}: an SQLite database, but not one of audio2mqtt's fingerprints")
+        if info.get("version") != str(DB_VERSION) or info.get("params") != json.dumps(asdict(FINGERPRINT), sort_keys=True):
+            self.conn.close()
+            raise FingerprintError(f"{self.path}: made by another version of fingerprint.py (format "
+                                   f"{info.get('version')}); delete it and run add again")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """BEGIN ... COMMIT, or ROLLBACK on any exception, Ctrl+C included. A crash (power, kill -9)
+        in between is rolled back by SQLite's journal the next time the file is opened."""
+        self._execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self._execute("COMMIT")
+
+    def _execute(self, sql: str, args=()) -> list:
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise FingerprintError(f"{self.path}: damaged fingerprint database ({e}); delete it and run add again") from e
+
+    # --- reading ---
+
+    def sounds(self) -> list[dict]:
+        """[{id, label, name, duration_s, landmark_count, added}] ordered by label and name."""
+        rows = self._execute("SELECT id, label, name, duration_s, landmark_count, added FROM sounds ORDER BY label, name")
+        return [dict(zip(("id", "label", "name", "duration_s", "landmark_count", "added"), row)) for row in rows]
+
+    def labels(self) -> dict[str, LabelInfo]:
+        rows = self._execute("SELECT label, metadata, cooldown FROM labels ORDER BY label")
+        try:
+            return {label: LabelInfo(json.loads(metadata), cooldown) for label, metadata, cooldown in rows}
+        except json.JSONDecodeError as e:
+            raise FingerprintError(f"{self.path}: damaged fingerprint database (label metadata: {e})") from e
+
+    def find_audio(self, audio_sha256: str) -> tuple[str, str] | None:
+        rows = self._execute("SELECT name, label FROM sounds WHERE audio_sha256 = ?", (audio_sha256,))
+        return rows[0] if rows else None
+
+    def load_index(self, rules: MatchDefaults = MATCH) -> FingerprintIndex:
+        """Everything, in memory, ready to match."""
+        references, hashes = [], {}
+        for sound_id, label, name, duration, count, hash_blob, frame_blob in self._execute(
+                "SELECT id, label, name, duration_s, landmark_count, hashes, frames FROM sounds"):
+            h = np.frombuffer(hash_blob, dtype="<u4")
+            f = np.frombuffer(frame_blob, dtype="<u2")
+            if len(h) != count or len(f) != count:
+                raise FingerprintError(f"{self.path}: damaged fingerprint database (sound {name!r} has "
+                                       f"{len(h)} hashes for {count} landmarks); delete it and run add again")
+            order = np.argsort(f, kind="stable")
+            references.append(Reference(sound_id, label, name, duration, f[order].astype(np.int64)))
+            hashes[sound_id] = h[order].astype(np.uint32)
+        return FingerprintIndex(references, hashes, FINGERPRINT, self.labels())
+
+    # --- writing: each call is one transaction ---
+
+    def add_sound(self, label: str, info: LabelInfo, name: str, audio_sha256: str, duration_s: float,
+                  hashes: np.ndarray, frames: np.ndarray) -> None:
+        """Register one recording (replacing an older version of the same name) and its label's metadata."""
+        with self.transaction():
+            self._set_label(label, info)
+            self._execute("DELETE FROM sounds WHERE name = ?", (name,))
+            self._execute(
+                "INSERT INTO sounds (label, name, audio_sha256, duration_s, landmark_count, hashes, frames, added) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (label, name, audio_sha256, duration_s, len(hashes), np.asarray(hashes, "<u4").tobytes(),
+                 np.asarray(frames, "<u2").tobytes(),
+                 datetime.datetime.now().astimezone().isoformat(timespec="seconds")))
+
+    def set_label(self, label: str, info: LabelInfo) -> bool:
+        """Update a registered label's metadata; True if it changed."""
+        with self.transaction():
+            return self._set_label(label, info)
+
+    def _set_label(self, label: str, info: LabelInfo) -> bool:
+        metadata = json.dumps(info.metadata, sort_keys=True)
+        if self._execute("SELECT 1 FROM labels WHERE label = ? AND metadata = ? AND cooldown IS ?",
+                         (label, metadata, info.cooldown)):
+            return False
+        self._execute("INSERT INTO labels VALUES (?, ?, ?) ON CONFLICT (label) DO UPDATE SET "
+                      "metadata = excluded.metadata, cooldown = excluded.cooldown", (label, metadata, info.cooldown))
+        return True
+
+    def remove(self, what: str) -> list[str]:
+        """Remove a label (all its sounds) or one sound by name; returns the names removed."""
+        with self.transaction():
+            names = [n for (n,) in self._execute("SELECT name FROM sounds WHERE label = ? ORDER BY name", (what,))]
+            if not names:
+                names = [n for (n,) in self._execute("SELECT name FROM sounds WHERE name = ?", (what.strip("/"),))]
+            if not names:
+                known = ", ".join(label for (label,) in self._execute("SELECT label FROM labels ORDER BY label")) or "none"
+                raise FingerprintError(f"no label or sound {what!r} in {self.path} (labels: {known}; "
+                                       f"see python fingerprint.py list)")
+            self._execute(f"DELETE FROM sounds WHERE name IN ({', '.join('?' * len(names))})", names)
+            self._execute("DELETE FROM labels WHERE label NOT IN (SELECT label FROM sounds)")
+        return names
+
+
+# --- registering sounds ---------------------------------------------------------------------------
+
+def read_label_info(folder: Path) -> LabelInfo:
+    """The optional meta.json of a label folder: an object of fields for its events, `cooldown` apart."""
+    path = folder / META_FILENAME
+    if (folder / "meta.yaml").is_file() or (folder / "meta.yml").is_file():
+        if not path.is_file():
+            raise FingerprintError(f"{folder}: meta.yaml is not read (PyYAML is not a dependency): write it as {META_FILENAME}")
+    if not path.is_file():
+        return LabelInfo({})
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise FingerprintError(f"cannot read {path} ({first_line(e)})") from e
+    except json.JSONDecodeError as e:
+        raise FingerprintError(f"{path} is not valid JSON ({e})") from e
+    if not isinstance(fields, dict):
+        raise FingerprintError(f'{path} must hold one JSON object, e.g. {{"game": "Super Mario", "cooldown": 10}}')
+    cooldown = fields.pop(COOLDOWN_KEY, None)
+    if cooldown is not None and (isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or cooldown < 0):
+        raise FingerprintError(f"{path}: cooldown must be a number of seconds, 0 or more (got {cooldown!r})")
+    return LabelInfo(fields, None if cooldown is None else float(cooldown))
+
+
+def label_groups(root: Path, label: str | None) -> tuple[list[tuple[str, Path, list[Path]]], list[Path]]:
+    """[(label, its folder or file, its audio files)] and the audio files that have no label.
+
+    With `label`, everything under `root` (a file or a folder) is that label; otherwise each
+    sub-folder of `root` is one label, named after it.
+    """
+    if label is not None:
+        files, _ = walk_audio_files(root)
+        return [(label, root, files)], []
+    groups, unlabelled = [], []
+    for child in sorted(root.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_dir():
+            groups.append((child.name, child, walk_audio_files(child)[0]))
+        elif walk_audio_files(child)[0]:
+            unlabelled.append(child)
+    return groups, unlabelled
+
+
+def audio_identity(waveform: np.ndarray) -> str:
+    """sha256 of the decoded samples: the same sound in another file or format is still the same."""
+    return hashlib.sha256(np.ascontiguousarray(waveform, dtype=np.float32).tobytes()).hexdigest()
+
+
+def register(store: FingerprintStore, label: str, info: LabelInfo, name: str, waveform: np.ndarray,
+             rules: MatchDefaults = MATCH) -> tuple[str, str]:
+    """Fingerprint and store one recording; returns (outcome, message), outcome 'added', 'unchanged' or 'skipped'."""
+    duration = len(waveform) / FINGERPRINT.sample_rate
+    if duration > rules.max_reference_seconds:
+        return "skipped", f"{duration:.0f} s is longer than {rules.max_reference_seconds:.0f} s: cut out the part to recognise"
+    identity = audio_identity(waveform)
+    known = store.find_audio(identity)
+    if known and known[0] == name:
+        return "unchanged", "already registered"
+    if known:
+        return "skipped", f"the same audio is already registered as {known[0]}"
+    hashes, frames = landmarks(waveform)
+    if len(hashes) < rules.min_landmarks_to_register:
+        return "skipped", (f"too short, quiet or plain to fingerprint: {len(hashes)} landmarks found, "
+                           f"{rules.min_landmarks_to_register} needed (record it longer or closer, or use a YAMNet class)")
+    store.add_sound(label, info, name, identity, duration, hashes, frames)
+    return "added", f"{duration:.1f} s, {len(hashes)} landmarks"
+
+
+def _add_command(args, parser) -> int:
+    root = Path(args.sounds)
+    if not root.exists():
+        parser.error(f"{root} does not exist")
+    if args.label is None and not root.is_dir():
+        parser.error(f"{root} is a file: give its label with --label NAME, or put it in sounds/<label>/")
+    if args.label is not None and (not args.label.strip() or "/" in args.label):
+        parser.error("--label must be a non-empty name without '/'")
+    groups, unlabelled = label_groups(root, args.label)
+    failed = len(unlabelled)
+    for path in unlabelled:
+        print(f"skipped {path}: not in a label folder; put it in {root}/<label>/ or use --label", file=sys.stderr)
+    counts = {"added": 0, "unchanged": 0, "skipped": 0}
+    with FingerprintStore(args.db, create=True) as store:
+        try:
+            for label, base, files in groups:
+                try:
+                    info = read_label_info(base) if base.is_dir() else LabelInfo({})
+                except FingerprintError as e:
+                    print(f"skipped label {label}: {e}", file=sys.stderr)
+                    failed += len(files) or 1
+                    continue
+                if not files:
+                    print(f"skipped label {label}: no audio files in {base}", file=sys.stderr)
+                    failed += 1
+                    continue
+                for path, waveform in iter_loaded_audio(files):
+                    if isinstance(waveform, AudioError):
+                        print(f"skipped {waveform}", file=sys.stderr)
+                        failed += 1
+                        continue
+                    inside = path.relative_to(base).as_posix() if base.is_dir() else path.name
+                    outcome, message = register(store, label, info, f"{label}/{inside}", waveform)
+                    counts[outcome] += 1
+                    failed += outcome == "skipped"
+                    print(f"{outcome} {label}/{inside}: {message}", file=sys.stderr if outcome == "skipped" else sys.stdout)
+                if any(s["label"] == label for s in store.sounds()) and store.set_label(label, info):
+                    print(f"label {label}: metadata {json.dumps(info.metadata)}, cooldown {info.cooldown}")
+        except KeyboardInterrupt:
+            print(f"interrupted: {counts['added']} sound(s) added before; the one in progress was not", file=sys.stderr)
+            return 130
+        total = len(store.sounds())
+    print(f"{counts['added']} added, {counts['unchanged']} unchanged, {failed} skipped; "
+          f"{args.db} holds {total} sound(s)")
+    return 1 if failed else 0
+
+
+def _list_command(args, parser) -> int:
+    with FingerprintStore(args.db) as store:
+        labels, sounds = store.labels(), store.sounds()
+    if args.json:
+        print(json.dumps({"labels": {label: {"metadata": info.metadata, "cooldown": info.cooldown}
+                                     for label, info in labels.items()}, "sounds": sounds}))
+        return 0
+    if not sounds:
+        print(f"{args.db}: no sounds registered")
+    for label, info in labels.items():
+        mine = [s for s in sounds if s["label"] == label]
+        extra = f", cooldown {info.cooldown:g} s" if info.cooldown is not None else ""
+        extra += f", metadata {json.dumps(info.metadata)}" if info.metadata else ""
+        print(f"{label}: {len(mine)} sound(s), {sum(s['duration_s'] for s in mine):.1f} s{extra}")
+        for s in mine:
+            print(f"  {s['name']}  {s['duration_s']:.1f} s, {s['landmark_count']} landmarks, added {s['added']}")
+    return 0
+
+
+def _remove_command(args, parser) -> int:
+    with FingerprintStore(args.db) as store:
+        names = store.remove(args.what)
+    print(f"removed {len(names)} sound(s): {', '.join(names)}")
+    return 0
+
+
+def _match_command(args, parser) -> int:
+    rules = MatchDefaults(min_votes=args.min_votes)
+    index = load_index(args.db, rules)
+    files, failed = [], 0
+    for clip in args.clips:
+        found, _ = walk_audio_files(clip)
+        if not found:
+            print(f"skipped {clip}: {'no audio files here' if Path(clip).exists() else 'no such file or folder'}",
+                  file=sys.stderr)
+            failed += 1
+        files += found
+    for path, waveform in iter_loaded_audio(files):
+        if isinstance(waveform, AudioError):
+            print(f"skipped {waveform}", file=sys.stderr)
+            failed += 1
+            continue
+        matches = match_waveform(index, waveform, rules)
+        if args.json:
+            print(json.dumps({"file": str(path), "matches": [
+                dict(m.as_dict(), metadata=index.metadata.get(m.reference.label, LabelInfo({})).metadata) for m in matches]}))
+        elif not matches:
+            print(f"{path}: no match")
+        for m in [] if args.json else matches:
+            d = m.as_dict()
+            print(f"{path}: {d['label']} ({d['reference']}) at {d['offset_s']:.2f} s, "
+                  f"{d['votes']} votes, score {d['score']:.2f}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Register exact sounds (a doorbell, a game jingle) and find them in "
+                                                 "recordings by landmark fingerprints.",
+                                     formatter_class=HelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, **kwargs):
+        sub = commands.add_parser(name, formatter_class=HelpFormatter, **kwargs)
+        sub.add_argument("--db", type=Path, default=DEFAULT_DB, help="the fingerprint database (SQLite file)")
+        return sub
+
+    add = command("add", help="register sounds: one label per sub-folder",
+                  description="Register every audio file under SOUNDS/<label>/. An optional SOUNDS/<label>/meta.json "
+                              '(e.g. {"game": "Super Mario", "cooldown": 10}) gives fields sent with every event of '
+                              "the label and its cooldown in seconds. Re-adding the same audio changes nothing.")
+    add.add_argument("sounds", help="a folder with one sub-folder per label (or, with --label, a file or folder)")
+    add.add_argument("--label", default=None, help="register everything in SOUNDS under this one label")
+    listing = command("list", help="list labels and sounds")
+    listing.add_argument("--json", action="store_true", help="one JSON object")
+    remove = command("remove", help="remove a label or one sound")
+    remove.add_argument("what", metavar="LABEL|SOUND", help="a label, or a sound as listed (e.g. doorbell/ring.wav)")
+    match = command("match", help="find registered sounds in recordings")
+    match.add_argument("clips", nargs="+", help="audio files or folders")
+    match.add_argument("--json", action="store_true", help="one JSON object per clip")
+    match.add_argument("--min-votes", type=int, default=MATCH.min_votes,
+                       help="agreeing landmarks a match needs (plus a few per landmark of a long reference)")
+    args = parser.parse_args(argv)
+    if args.command == "match" and args.min_votes < 1:
+        match.error("--min-votes must be at least 1")
+    handler = {"add": (_add_command, add), "list": (_list_command, listing), "remove": (_remove_command, remove),
+               "match": (_match_command, match)}[args.command]
+    try:
+        return handler[0](args, handler[1])
+    except FingerprintError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        detach_closed_stdout()
+        return 1
+
+
+
+class FingerprintListener:
+    """Live events of registered sounds: a StreamMatcher feeding the same EventDetector as YAMNet's
+    scores (hysteresis in pushes, per-label cooldown from meta.json). Returns event dicts that carry
+    method "fingerprint", the matched reference, its votes and the label's metadata."""
+
+    METHOD = "fingerprint"
+
+    def __init__(self, index: FingerprintIndex, min_frames: int = 1, cooldown_s: float = 0.0,
+                 rules: MatchDefaults = MATCH):
+        from detection import EventDetector
+
+        self.index, self.matcher = index, StreamMatcher(index, rules)
+        self.labels = index.labels
+        cooldowns = {label: info.cooldown for label, info in index.metadata.items() if info.cooldown is not None}
+        self.detector = EventDetector(self.labels, dict.fromkeys(self.labels, 0.5), min_frames, cooldown_s,
+                                      window_s=0.0, label_cooldowns=cooldowns)
+        self._events_on = {}  # label -> the Match its current event stands for
+
+    def push(self, samples: np.ndarray) -> list[dict]:
+        """Feed 16 kHz samples (any amount); return the events they complete."""
+        matches = {m.reference.label: m for m in self.matcher.push(samples)}
+        now = self.matcher.frames_done
+        for label, on in self._events_on.items():
+            match = matches.get(label)
+            if match and match.reference == on.reference and abs(match.offset_frames - on.offset_frames) <= 1:
+                self._events_on[label] = max(on, match, key=lambda m: m.votes)  # its best view of the match
+            elif now <= self.matcher.end_frame(on):
+                matches[label] = on  # recognised once, a sound plays to its end: a noisy stretch does not end it
+        scores = [1.0 if label in matches else 0.0 for label in self.labels]
+        return [self._describe(event, matches) for event in self.detector.update(self.matcher.seconds_done, scores)]
+
+    def flush(self) -> list[dict]:
+        """End of stream: nothing is held back (a stream's landmarks are matched as they come)."""
+        return []
+
+    def finish(self) -> list[dict]:
+        """End of stream or shutdown: end every event still on."""
+        return [self._describe(event, {}) for event in self.detector.finish()]
+
+    def _describe(self, event: dict, matches: dict) -> dict:
+        label = event["label"]
+        if event["event"] == "start":
+            match = self._events_on[label] = matches[label]
+        else:
+            match = self._events_on.pop(label)
+        frame_s = self.index.params.frame_seconds
+        onset = match.offset_frames * frame_s
+        if event["event"] == "start":
+            event["offset_s"] = round(onset, 3)
+        else:  # the reference's end, unless the stream stopped first
+            event["offset_s"] = round(min(onset + match.reference.duration_s, event["offset_s"]), 3)
+            event["duration_s"] = round(event["offset_s"] - onset, 3)
+        event.update(score=round(match.score, 4), method=self.METHOD, reference=match.reference.name,
+                     votes=match.votes, metadata=self.index.metadata.get(label, LabelInfo({})).metadata)
+        return event
+
+
+def load_index(db_path, rules: MatchDefaults = MATCH) -> FingerprintIndex:
+    """The index of a database file, for listen.py; FingerprintError for a missing, foreign or empty one."""
+    with FingerprintStore(db_path) as store:
+        index = store.load_index(rules)
+    if not index.references:
+        raise FingerprintError(f"{db_path}: no sounds registered yet: python fingerprint.py add sounds/ --db {db_path}")
+    return index
+
+
+if __name__ == "__main__":
+    sys.exit(main())

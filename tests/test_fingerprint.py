@@ -1,0 +1,288 @@
+"""fingerprint.py: landmarks, matching replays under music and noise, the SQLite store, the CLI.
+Generated sounds (tests/synth_sounds.py) and real FSDD recordings; no TensorFlow; seconds."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+import fingerprint
+from audio_util import load_audio_16k_mono
+from conftest import PROJECT_DIR, write_wav
+from fingerprint import FINGERPRINT, FingerprintListener, FingerprintStore, LandmarkExtractor, landmarks, load_index
+from params import SAMPLE_RATE
+from synth_sounds import beeps, chime, jingle, melody_stream, mix_at_snr, noise_stream
+
+FRAME_S = FINGERPRINT.frame_seconds
+SPEAKERS = ("george", "jackson", "lucas")
+
+
+@pytest.fixture(scope="module")
+def sounds():
+    """The generated sounds to register: a chiptune jingle and a doorbell chime (the third, a spoken digit, is FSDD)."""
+    rng = np.random.default_rng(8)
+    return {"jingle": jingle(rng, notes=9), "chime": chime(rng)}
+
+
+@pytest.fixture(scope="module")
+def sound_tree(tmp_path_factory, sounds, fsdd_dir):
+    """sounds/<label>/... as a user lays it out, with metadata for the jingle."""
+    root = tmp_path_factory.mktemp("fp") / "sounds"
+    write_wav(root / "mario_dies" / "death.wav", sounds["jingle"])
+    (root / "mario_dies" / "meta.json").write_text(json.dumps({"game": "Super Mario", "cooldown": 5}))
+    # the chime as a 44.1 kHz float file: registration resamples like everything else
+    write_wav(root / "doorbell" / "ding_dong.wav", resample_poly(sounds["chime"], 441, 160), sr=44100, subtype="FLOAT")
+    write_wav(root / "seven" / "seven.wav", load_audio_16k_mono(fsdd_dir / "7_george_3.wav"), sr=SAMPLE_RATE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def db(sound_tree, tmp_path_factory):
+    path = tmp_path_factory.mktemp("db") / "fingerprints.sqlite"
+    assert fingerprint.main(["add", str(sound_tree), "--db", str(path)]) == 0
+    return path
+
+
+def place(background: np.ndarray, sound: np.ndarray, at_s: float, snr_db: float, gain: float = 1.0) -> np.ndarray:
+    return np.clip(mix_at_snr(background, sound, round(at_s * SAMPLE_RATE), snr_db) * gain, -1, 1)
+
+
+# --- landmarks --------------------------------------------------------------------------------------
+
+def test_landmarks_do_not_depend_on_how_the_stream_is_chunked(sounds):
+    stream = place(melody_stream(np.random.default_rng(1), 6.0), sounds["jingle"], 1.3, 0.0)
+    whole = landmarks(stream)
+    extractor, pieces, i = LandmarkExtractor(), [], 0
+    for size in np.random.default_rng(2).integers(1, 4000, 200):
+        pieces.append(extractor.push(stream[i:i + size]))
+        i += size
+    assert i >= len(stream)
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), whole[0])
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), whole[1])
+
+
+def test_silence_and_steady_hum_give_no_landmarks():
+    assert len(landmarks(np.zeros(3 * SAMPLE_RATE, np.float32))[0]) == 0
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    hum = (0.3 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    assert len(landmarks(hum)[0]) < 10  # only its start
+
+
+# --- matching files ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("label,background,snr_db,gain", [
+    ("mario_dies", "music", -3.0, 0.3),
+    ("mario_dies", "noise", -6.0, 2.0),
+    ("doorbell", "noise", -3.0, 0.5),
+    ("seven", "noise", 0.0, 1.0),
+])
+def test_a_replay_under_music_or_noise_is_found_at_its_offset(db, sounds, fsdd_dir, tmp_path, label, background, snr_db, gain, capsys):
+    rng = np.random.default_rng(len(label) * 10 + len(background))  # fixed per case
+    bed = melody_stream(rng, 8.0) if background == "music" else noise_stream(rng, 8.0, color="pink")
+    sound = {"mario_dies": sounds["jingle"], "doorbell": sounds["chime"],
+             "seven": load_audio_16k_mono(fsdd_dir / "7_george_3.wav")}[label]
+    at_s = 2.345  # not on the 16 ms frame grid
+    clip = write_wav(tmp_path / "replay.wav", resample_poly(place(bed, sound, at_s, snr_db, gain), 3, 1), sr=48000)
+    assert fingerprint.main(["match", str(clip), "--db", str(db), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [m["label"] for m in result["matches"]] == [label], result
+    assert abs(result["matches"][0]["offset_s"] - at_s) <= 2 * FRAME_S
+
+
+def test_unrelated_audio_matches_nothing(db, fsdd_dir, tmp_path, capsys):
+    rng = np.random.default_rng(77)
+    others = [load_audio_16k_mono(fsdd_dir / f"{d}_{s}_{n}.wav") for d in (1, 4, 7) for s in ("jackson", "theo") for n in (0, 1)]
+    speech = np.concatenate([np.concatenate([o, np.zeros(4000, np.float32)]) for o in others])
+    unrelated = {"music.wav": melody_stream(rng, 40.0), "speech.wav": speech,
+                 "noise.wav": noise_stream(rng, 20.0, color="white") + noise_stream(rng, 20.0, color="brown"),
+                 "beeps.wav": np.concatenate([beeps(rng) for _ in range(10)] + [chime(rng) for _ in range(5)])}
+    for name, waveform in unrelated.items():
+        write_wav(tmp_path / name, np.clip(waveform, -1, 1))
+    assert fingerprint.main(["match", str(tmp_path), "--db", str(db)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{tmp_path / name}: no match" for name in sorted(unrelated)]
+
+
+# --- streams: what listen.py runs ---------------------------------------------------------------------------
+
+def test_stream_reports_each_replay_once_within_1_5_s_with_metadata(db, sounds):
+    rng = np.random.default_rng(5)
+    onsets = (3.111, 12.5)
+    stream = melody_stream(rng, 20.0)
+    for onset in onsets:
+        stream = place(stream, sounds["jingle"], onset, -3.0)
+    listener = FingerprintListener(load_index(db))
+    events, step = [], round(0.1 * SAMPLE_RATE)
+    for start in range(0, len(stream), step):
+        for event in listener.push(stream[start:start + step]):
+            events.append((listener.matcher.seconds_done, event))
+    events += [(None, e) for e in listener.finish()]
+    assert [(e["event"], e["label"]) for _, e in events] == [("start", "mario_dies"), ("end", "mario_dies")] * 2
+    jingle_s = len(sounds["jingle"]) / SAMPLE_RATE
+    for (heard_at, start), (_, end), onset in zip(events[::2], events[1::2], onsets):
+        assert abs(start["offset_s"] - onset) <= 2 * FRAME_S
+        assert heard_at - onset <= 1.5, "onset to event"
+        assert start["method"] == "fingerprint" and start["reference"] == "mario_dies/death.wav"
+        assert start["metadata"] == end["metadata"] == {"game": "Super Mario"}
+        assert end["offset_s"] == pytest.approx(start["offset_s"] + jingle_s, abs=0.02)
+
+
+def test_label_cooldown_from_meta_json_silences_a_quick_repeat(db, sounds):
+    stream = np.zeros(16 * SAMPLE_RATE, np.float32)
+    gap = len(sounds["jingle"]) + round(1.0 * SAMPLE_RATE)  # 1 s apart: it ends inside the 5 s cooldown
+    for at in (SAMPLE_RATE, SAMPLE_RATE + gap):
+        stream[at:at + len(sounds["jingle"])] += sounds["jingle"]
+    listener = FingerprintListener(load_index(db))
+    events = [e for i in range(0, len(stream), 1600) for e in listener.push(stream[i:i + 1600])] + listener.finish()
+    assert [e["event"] for e in events] == ["start", "end"]
+
+
+# --- the database -----------------------------------------------------------------------------------------
+
+def test_list_shows_labels_metadata_and_sounds(db, capsys):
+    assert fingerprint.main(["list", "--db", str(db), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["labels"]["mario_dies"] == {"metadata": {"game": "Super Mario"}, "cooldown": 5.0}
+    assert [s["name"] for s in listing["sounds"]] == ["doorbell/ding_dong.wav", "mario_dies/death.wav", "seven/seven.wav"]
+
+
+def test_re_adding_the_same_content_is_a_no_op(db, sound_tree, capsys):
+    before = db.read_bytes()
+    assert fingerprint.main(["add", str(sound_tree), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("unchanged ") == 3 and "0 added, 3 unchanged, 0 skipped" in out
+    assert db.read_bytes() == before
+
+
+def test_add_refuses_what_it_cannot_fingerprint_and_goes_on(tmp_path, sounds, capsys):
+    root = tmp_path / "sounds"
+    write_wav(root / "silent" / "nothing.wav", np.zeros(SAMPLE_RATE, np.float32))
+    write_wav(root / "blip" / "blip.wav", 0.5 * np.sin(2 * np.pi * 1000 * np.arange(1600) / SAMPLE_RATE))
+    (root / "broken").mkdir()
+    (root / "broken" / "broken.wav").write_bytes(b"RIFF not really")
+    write_wav(root / "copy" / "same.wav", sounds["jingle"])
+    write_wav(root / "jingle" / "original.wav", sounds["jingle"])
+    write_wav(root / "loose.wav", sounds["jingle"])
+    db = tmp_path / "db.sqlite"
+    assert fingerprint.main(["add", str(root), "--db", str(db)]) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert f"skipped {root / 'loose.wav'}: not in a label folder; put it in {root}/<label>/ or use --label" in lines
+    assert any(line.startswith("skipped silent/nothing.wav: too short, quiet or plain to fingerprint: 0 landmarks found, 30 needed")
+               for line in lines), err
+    assert any(line.startswith("skipped blip/blip.wav: too short, quiet or plain to fingerprint: ") for line in lines), err
+    assert any(line.startswith(f"skipped {root / 'broken' / 'broken.wav'}: not a readable audio file") for line in lines), err
+    # copy/ comes before jingle/: the second copy of the same audio is the one refused
+    assert "skipped jingle/original.wav: the same audio is already registered as copy/same.wav" in lines
+    assert "1 added, 0 unchanged, 5 skipped" in out
+    assert [s["name"] for s in FingerprintStore(db).sounds()] == ["copy/same.wav"]
+
+
+def test_a_changed_recording_replaces_the_old_one_and_remove_takes_it_out(tmp_path, sounds, capsys):
+    root, db = tmp_path / "sounds", tmp_path / "db.sqlite"
+    write_wav(root / "bell" / "bell.wav", sounds["chime"])
+    assert fingerprint.main(["add", str(root), "--db", str(db)]) == 0
+    write_wav(root / "bell" / "bell.wav", sounds["jingle"])
+    assert fingerprint.main(["add", str(root), "--db", str(db)]) == 0
+    assert "added bell/bell.wav" in capsys.readouterr().out
+    with FingerprintStore(db) as store:
+        (only,) = store.sounds()
+        assert only["landmark_count"] == len(landmarks(load_audio_16k_mono(root / "bell" / "bell.wav"))[0])
+    assert fingerprint.main(["remove", "bell/bell.wav", "--db", str(db)]) == 0
+    assert fingerprint.main(["remove", "bell", "--db", str(db)]) == 1
+    assert capsys.readouterr().err == f"error: no label or sound 'bell' in {db} (labels: none; see python fingerprint.py list)\n"
+
+
+def test_a_crash_in_the_middle_of_adding_leaves_no_half_registered_sound(tmp_path, sounds, sound_tree):
+    """A real crash: the process dies (os._exit) right after writing a sound's row, before COMMIT."""
+    db = tmp_path / "db.sqlite"
+    assert fingerprint.main(["add", str(sound_tree / "doorbell"), "--label", "doorbell", "--db", str(db)]) == 0
+    before = FingerprintStore(db).sounds()
+    crash = ("import os, sys, fingerprint\n"
+             "execute = fingerprint.FingerprintStore._execute\n"
+             "def dying(self, sql, args=()):\n"
+             "    rows = execute(self, sql, args)\n"
+             "    if sql.startswith('INSERT INTO sounds'):\n"
+             "        os._exit(9)\n"
+             "    return rows\n"
+             "fingerprint.FingerprintStore._execute = dying\n"
+             f"sys.exit(fingerprint.main(['add', {str(sound_tree)!r}, '--db', {str(db)!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", crash], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 9, result.stderr
+    with FingerprintStore(db) as store:
+        assert store.sounds() == before
+        assert list(store.labels()) == ["doorbell"]
+        assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_ctrl_c_while_adding_rolls_back_the_sound_in_progress(tmp_path, sound_tree, monkeypatch, capsys):
+    db = tmp_path / "db.sqlite"
+    execute = FingerprintStore._execute
+
+    def interrupted(self, sql, args=()):
+        rows = execute(self, sql, args)
+        if sql.startswith("INSERT INTO sounds") and "seven" in args[1]:
+            raise KeyboardInterrupt
+        return rows
+
+    monkeypatch.setattr(FingerprintStore, "_execute", interrupted)
+    assert fingerprint.main(["add", str(sound_tree), "--db", str(db)]) == 130
+    assert "interrupted: 2 sound(s) added before; the one in progress was not" in capsys.readouterr().err
+    monkeypatch.undo()
+    with FingerprintStore(db) as store:
+        assert [s["name"] for s in store.sounds()] == ["doorbell/ding_dong.wav", "mario_dies/death.wav"]
+        assert "seven" not in store.labels()
+
+
+@pytest.mark.parametrize("case", ["missing", "not sqlite", "foreign sqlite", "damaged", "folder"])
+@pytest.mark.parametrize("command", ["list", "match", "remove"])
+def test_a_bad_database_is_one_line_and_exit_1(case, command, db, tmp_path, capsys):
+    path = tmp_path / "fingerprints.sqlite"
+    if case == "not sqlite":  # e.g. a WAV given as --db
+        path.write_bytes(write_wav(tmp_path / "a.wav", np.zeros(1000, np.float32)).read_bytes())
+    elif case == "foreign sqlite":
+        sqlite3.connect(path).execute("CREATE TABLE songs (title TEXT)").connection.commit()
+    elif case == "damaged":
+        data = bytearray(db.read_bytes())
+        data[len(data) // 2:] = bytes(len(data) - len(data) // 2)  # the second half zeroed
+        path.write_bytes(bytes(data))
+    elif case == "folder":
+        path.mkdir()
+    argv = {"list": ["list"], "match": ["match", str(path)], "remove": ["remove", "x"]}[command]
+    assert fingerprint.main(argv + ["--db", str(path)]) == 1
+    err = capsys.readouterr().err
+    expected = {"missing": f"error: no fingerprint database at {path}: make one with python fingerprint.py add sounds/",
+                "not sqlite": f"error: {path}: not a fingerprint database (file is not a database)",
+                "foreign sqlite": f"error: {path}: an SQLite database, but not one of audio2mqtt's fingerprints",
+                "damaged": f"error: {path}: damaged fingerprint database",
+                "folder": f"error: {path} is a folder, not a fingerprint database"}[case]
+    if case == "damaged" and command in ("list", "remove"):
+        expected = f"error: {path}: "  # may read fine, or hit a zeroed page
+        if err == "":
+            return
+    assert err.startswith(expected) and err.count("\n") == 1, err
+
+
+def test_bad_meta_json_skips_its_label_with_one_line(tmp_path, sounds, capsys):
+    root = tmp_path / "sounds"
+    write_wav(root / "bell" / "bell.wav", sounds["chime"])
+    (root / "bell" / "meta.json").write_text('{"room": "hall", "cooldown": "soon"}')
+    write_wav(root / "tune" / "tune.wav", sounds["jingle"])
+    (root / "tune" / "meta.yaml").write_text("game: Zelda\n")
+    assert fingerprint.main(["add", str(root), "--db", str(tmp_path / "db.sqlite")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"skipped label bell: {root / 'bell' / 'meta.json'}: cooldown must be a number of seconds, 0 or more (got 'soon')",
+                   f"skipped label tune: {root / 'tune'}: meta.yaml is not read (PyYAML is not a dependency): write it as meta.json"]
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    for argv, message in [(["add", str(tmp_path / "none")], "does not exist"),
+                          (["add", str(write_wav(tmp_path / "a.wav", np.zeros(10, np.float32)))], "give its label with --label"),
+                          (["match", "x.wav", "--min-votes", "0"], "--min-votes must be at least 1")]:
+        with pytest.raises(SystemExit) as exit_info:
+            fingerprint.main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
