@@ -4,6 +4,7 @@
     python evaluate.py test_dir/ models/ --json
     python evaluate.py test_dir/ models/ --out reports/
     python evaluate.py training/ --cv 5 --group-by '_([a-z]+)_'   # no test set: K-fold by file
+    python evaluate.py --stream recording.wav --labels recording.txt models/   # as listen.py would
 
 Each clip is classified as `main.py --custom` does (mean embedding -> head -> argmax) and the
 report gives accuracy, per-class precision/recall/F1 and a confusion matrix (rows: true class,
@@ -23,6 +24,12 @@ With --cv K there is no separate test set: the clips of one folder are split K w
 the --group-by group, e.g. the speaker), K heads are trained on K-1 parts and tested on the one
 left out, with the training settings of the model given (or train.py's defaults).
 
+With --stream the recording is played through listen.py's own loop (windows, thresholds,
+hysteresis) and scored against labels made by ear in Audacity (a label track exported as text:
+start<TAB>end<TAB>label): recall, false alarms per hour of the audio outside the labels, onset
+latency, DCASE event-based F1 (sed_eval) and PSDS (sed_scores_eval), and stream.png with the score
+over time, the labelled spans, the threshold and the events (see stream_eval.py).
+
 The metric maths (`confusion_matrix`, `per_class_metrics`, `build_report`, `format_report`) is
 pure Python/numpy and needs no TensorFlow.
 """
@@ -35,7 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output
-from params import CONFUSION_PNG, UNKNOWN_LABEL, YAMNET_ENV_VAR
+from params import CONFUSION_PNG, LISTEN, UNKNOWN_LABEL, YAMNET_ENV_VAR
+from tflite_backend import BACKENDS
+
+STREAM_PNG = "stream.png"
 
 
 class EvaluationError(Exception):
@@ -203,6 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of the trained model (written by train.py); optional with --cv")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"folder for {CONFUSION_PNG} (default: the model folder)")
+    parser.add_argument("--stream", type=Path, metavar="RECORDING",
+                        help="score a long recording as listen.py would; needs --labels and the model folder only")
+    parser.add_argument("--labels", type=Path, metavar="LABELS_TXT",
+                        help="with --stream: Audacity labels (start<TAB>end<TAB>label) of the sounds in it")
+    parser.add_argument("--threshold", action="append", default=[], metavar="[LABEL=]P",
+                        help="with --stream: score a window must reach, as listen.py's --threshold (repeatable)")
+    parser.add_argument("--min-frames", type=int, default=LISTEN.min_frames,
+                        help="with --stream: windows at/above threshold to start an event, as listen.py")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="with --stream: auto (TFLite when its models exist), tf or tflite")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
                         help="cross-validate: train K heads on K-1 parts of test_dir, test each on the rest")
     parser.add_argument("--group-by", metavar="REGEX", default=None,
@@ -295,9 +315,41 @@ def cross_validate_folder(args) -> dict:
     return report
 
 
+def evaluate_stream(args) -> dict:
+    """--stream: the recording through listen.py's loop with the model, scored against its labels;
+    writes stream.png. Returns stream_eval.stream_report plus the file names."""
+    import stream_eval
+    from audio_util import AudioError, load_audio_16k_mono
+    from detection import parse_thresholds
+    from model import check_model_dir
+    from tflite_backend import load_yamnet_and_model
+
+    references = stream_eval.read_audacity_labels(args.labels)
+    check_model_dir(args.models_dir)
+    try:
+        waveform = load_audio_16k_mono(args.stream)
+    except AudioError as e:
+        raise EvaluationError(str(e)) from e
+    yamnet, model = load_yamnet_and_model(args.yamnet, args.models_dir, args.backend)
+    labels = model.class_names
+    thresholds = parse_thresholds(args.threshold, labels, model.meta.get("thresholds"))
+    run = stream_eval.score_stream(
+        waveform, lambda windows: np.stack([model.window_probabilities(w, yamnet) for w in windows]),
+        labels, thresholds, args.min_frames)
+    report = stream_eval.stream_report(run, references, labels, thresholds)
+    png = (args.out or args.models_dir) / STREAM_PNG
+    stream_eval.plot_stream(png, run.times_s, run.scores, labels, references, thresholds, run.events,
+                            title=args.stream.name)
+    report.update(recording=str(args.stream), labels_file=str(args.labels), model=str(args.models_dir),
+                  min_frames=args.min_frames, stream_png=str(png))
+    return report
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.stream is not None:
+        return main_stream(parser, args)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} exists and is not a folder")
     if args.cv == 1 or args.cv < 0:
@@ -336,6 +388,38 @@ def main(argv=None) -> int:
         if "confusion_png" in report:
             print(f"\nconfusion matrix drawn to {report['confusion_png']}")
     return 1 if report["skipped"] else 0
+
+
+def main_stream(parser, args) -> int:
+    """evaluate.py --stream RECORDING --labels LABELS MODELS_DIR."""
+    if args.models_dir is not None:
+        parser.error("with --stream give only the model folder: evaluate.py --stream rec.wav --labels rec.txt models/")
+    args.models_dir = args.test_dir
+    if args.labels is None:
+        parser.error("--stream needs --labels LABELS_TXT (an Audacity label track exported as text)")
+    if args.cv:
+        parser.error("--cv and --stream are separate evaluations")
+    if args.min_frames < 1:
+        parser.error("--min-frames must be at least 1")
+    import stream_eval
+    from detection import DetectionError
+    from model import ModelError
+    from yamnet_classifier import YamnetError
+
+    try:
+        report = evaluate_stream(args)
+    except (EvaluationError, ModelError, YamnetError, DetectionError, stream_eval.LabelsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: cannot write {STREAM_PNG}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(stream_eval.format_stream_report(report))
+        print(f"\nscores over time drawn to {report['stream_png']}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -682,3 +682,30 @@ def test_fingerprint_flag_clashes_are_usage_errors(argv, message, capsys):
         listen.main(["--file", "x.wav"] + argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_evaluate_stream_scores_a_labelled_recording_as_listen_does(digit_model, digit_stream, tmp_path, capsys):
+    import evaluate
+
+    path, _, truth = digit_stream
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"{start:.3f}\t{end:.3f}\tdigit\n" for start, end in truth) + "0.5\t0.9\tcough\n")
+    out = tmp_path / "report"
+    code = evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model), "--json", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    digit = report["per_class"]["digit"]
+    assert digit["references"] == 2 and digit["found"] == 2 and digit["false_alarms"] == 0
+    assert 0 < digit["median_latency_s"] < 1.5
+    assert report["unknown_labels"] == ["cough"] and report["dcase"]["f1"] == 1.0
+    assert (out / "stream.png").read_bytes()[:4] == b"\x89PNG"
+
+    assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model)]) == 0
+    text = capsys.readouterr().out
+    assert "digit" in text and "DCASE" in text and "stream.png" in text
+
+    labels.write_text("1.0\t2.0\tdigit\n3.0\t2.0\tdigit\n")  # ends before it starts
+    assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "line 2" in err and err.count("\n") == 1
