@@ -8,6 +8,7 @@ import os
 import random
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from atomic_write import atomic_output
 from audio_util import AudioError, is_audio_path, iter_loaded_audio, walk_audio_files
-from params import BACKGROUND_CLASS, EMBEDDING_SIZE
+from params import BACKGROUND_CLASS, EMBEDDING_SIZE, TRAINING
 
 
 class DatasetError(Exception):
@@ -190,15 +191,36 @@ def clip_embeddings(waveform: np.ndarray, yamnet, views: int = 1, level_dbfs: fl
     return np.concatenate([yamnet.run(view)[1] for view in shifted])
 
 
+def augmented_embeddings(waveform: np.ndarray, yamnet, copies: int, seed: int, key: str,
+                         level_dbfs: float | None = None) -> np.ndarray:
+    """Embeddings of `copies` pitch-shifted (TRAINING.augment_semitones), time-shifted copies of
+    one clip (train.py --augment), all patches stacked; reproducible from (seed, copy, key)."""
+    import augment
+
+    if level_dbfs is not None:
+        waveform = augment.normalize_rms(waveform, level_dbfs)
+    variants = [augment.random_augment(waveform, np.random.default_rng([seed, copy, zlib.crc32(key.encode())]),
+                                       gain_db=None, snr_db=None, semitones=TRAINING.augment_semitones)
+                for copy in range(copies)]
+    if hasattr(yamnet, "embed_many"):
+        return np.concatenate(yamnet.embed_many(variants))
+    return np.concatenate([yamnet.run(variant)[1] for variant in variants])
+
+
 def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = True,
-                views: int = 1, level_dbfs: float | None = None) -> EmbeddingResult:
+                views: int = 1, level_dbfs: float | None = None, augment_copies: int = 0,
+                seed: int = 0) -> EmbeddingResult:
     """YAMNet embeddings for each file (see `clip_embeddings`), from the cache where possible;
-    bad files are reported and skipped."""
+    bad files are reported and skipped. With `augment_copies`, the embeddings of that many
+    augmented copies instead (see `augmented_embeddings`)."""
     from tqdm import tqdm
 
     # Plain embeddings keep the bare content digest as key, so existing caches stay valid.
-    key_suffix = "" if views == 1 and level_dbfs is None else \
-        f"-views{views}" + ("" if level_dbfs is None else f"-rms{level_dbfs:g}dBFS")
+    level_suffix = "" if level_dbfs is None else f"-rms{level_dbfs:g}dBFS"
+    if augment_copies:
+        key_suffix = f"-pitch{augment_copies}-seed{seed}" + level_suffix
+    else:
+        key_suffix = "" if views == 1 and level_dbfs is None else f"-views{views}" + level_suffix
     result = EmbeddingResult()
     todo = []
     for path in paths:
@@ -220,7 +242,10 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
         if isinstance(waveform, AudioError):
             result.failed.append((path, str(waveform)))
             continue
-        embeddings = clip_embeddings(waveform, yamnet, views, level_dbfs)
+        if augment_copies:
+            embeddings = augmented_embeddings(waveform, yamnet, augment_copies, seed, digests[path], level_dbfs)
+        else:
+            embeddings = clip_embeddings(waveform, yamnet, views, level_dbfs)
         result.embeddings[path] = embeddings
         result.computed += 1
         if cache:

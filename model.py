@@ -281,10 +281,15 @@ def load_custom_model(models_dir, backend: str = "tf") -> CustomModel:
                          f"(an interrupted training?); retrain with python train.py")
     prototypes, prototype_labels = load_prototypes(models_dir, class_names)
     if backend == "tflite" or backend == "auto" and (models_dir / PIPELINE_TFLITE_FILENAME).is_file():
-        from tflite_backend import load_model_pipeline
+        try:
+            from tflite_backend import load_model_pipeline
 
-        return CustomModel(head=load_model_pipeline(models_dir), class_names=class_names, meta=meta,
-                           prototypes=prototypes, prototype_labels=prototype_labels)
+            return CustomModel(head=load_model_pipeline(models_dir), class_names=class_names, meta=meta,
+                               prototypes=prototypes, prototype_labels=prototype_labels)
+        except ImportError as e:  # ai-edge-litert missing: Keras can still answer, unless TFLite was asked for
+            if backend == "tflite":
+                raise ModelError(f"the TFLite backend needs ai-edge-litert ({first_line(e)}): "
+                                 f"pip install -r requirements.txt") from e
     from yamnet_classifier import import_tensorflow
 
     import_tensorflow()

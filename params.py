@@ -70,6 +70,7 @@ class TrainingDefaults:
     val_split: float = 0.2      # fraction of each class's files held out
     seed: int = 0
     learning_rate: float = 1e-3  # Adam's default
+    augment_semitones: tuple = (-3.0, 3.0)  # train.py --augment N: pitch shifts of each copy, uniform in this range
 
 
 TRAINING = TrainingDefaults()

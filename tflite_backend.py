@@ -428,9 +428,10 @@ def yamnet_for_backend(handle: str, backend: str):
     except TfliteError:
         if backend == "tflite":
             raise
-    except ImportError as e:  # --backend tflite on a machine where building it is impossible
-        raise TfliteError(f"no TFLite YAMNet cached for {handle}, and building one needs TensorFlow "
-                          f"({first_line(e)}): run python main.py once with TensorFlow installed") from e
+    except ImportError as e:  # no ai-edge-litert, or (building it once) no TensorFlow
+        if backend == "tflite":
+            raise TfliteError(f"the TFLite backend needs ai-edge-litert, and TensorFlow once to build its YAMNet "
+                              f"({first_line(e)}): pip install -r requirements.txt") from e
     yamnet = load_yamnet(handle)
     try:
         export_yamnet_tflite(yamnet, cached_yamnet_tflite_path(yamnet.identity))

@@ -144,3 +144,22 @@ def test_first_start_builds_the_tflite_yamnet_and_later_starts_skip_tensorflow(f
     first_answer, second_answer = json.loads(first.stdout), json.loads(second.stdout)
     assert first_answer["label"] == second_answer["label"] == "Speech"
     assert abs(first_answer["confidence"] - second_answer["confidence"]) <= 1e-3
+
+
+def test_without_the_tflite_runtime_auto_falls_back_to_tensorflow(fsdd_dir, tmp_path):
+    blocker = tmp_path / "no_litert"
+    (blocker / "ai_edge_litert").mkdir(parents=True)
+    (blocker / "ai_edge_litert" / "__init__.py").write_text("raise ImportError('No module named ai_edge_litert')")
+    env = {**os.environ, "PYTHONPATH": str(blocker), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    clip = str(fsdd_dir / "2_theo_7.wav")
+
+    def run(*flags):
+        return subprocess.run([sys.executable, "main.py", clip, "--json", *flags], cwd=PROJECT_DIR,
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    auto = run()
+    assert auto.returncode == 0 and json.loads(auto.stdout)["label"] == "Speech", auto.stderr
+    assert "Traceback" not in auto.stderr
+    forced = run("--backend", "tflite")
+    assert forced.returncode == 1 and forced.stderr.startswith("error: ") and "ai-edge-litert" in forced.stderr
+    assert forced.stderr.count("\n") == 1

@@ -320,3 +320,21 @@ def test_model_folder_with_mixed_parts_is_refused(trained, tmp_path, capsys):
     (mixed / CLASS_NAMES_FILENAME).write_text("seven\none\nzero\n")  # same count, other order
     assert classify_cli.main([str(mixed / CLASSIFIER_FILENAME), "--custom", "--models", str(mixed)]) == 1
     assert "list different classes" in capsys.readouterr().err
+
+
+def test_augment_adds_pitch_shifted_copies_and_caches_them(trained, tmp_path, capsys):
+    training, _models, cache, _ = trained
+    capsys.readouterr()
+    argv = [str(training), str(tmp_path / "m"), "--epochs", "2", "--cache-dir", str(cache), "--quiet", "--no-tflite", "--augment", "2"]
+    assert train_cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "augmented copies (2 per clip): 90 clips computed, 0 from cache" in out
+    meta = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())
+    assert meta["training"]["augment_copies"] == 2
+    plain_frames = meta["training"]["train_frames"]
+    assert train_cli.main(argv) == 0
+    assert "90 clips computed" not in capsys.readouterr().out  # second run: from the cache
+    assert train_cli.main(argv[:-2]) == 0
+    capsys.readouterr()
+    unaugmented = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["train_frames"]
+    assert plain_frames > unaugmented  # copies add training frames (never validation ones)
