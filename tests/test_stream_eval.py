@@ -1,11 +1,13 @@
 """stream_eval: Audacity labels, matching detections to references, DCASE metrics, the stream PNG. TF-free."""
 
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import stream_eval
+from conftest import PROJECT_DIR
 from params import LISTEN_WINDOW_SAMPLES, SAMPLE_RATE, YAMNET
 from stream_eval import ClassCounts, Detection, LabelsError, match_events, pair_events, read_audacity_labels
 
@@ -136,7 +138,17 @@ def test_score_stream_runs_listen_loop_with_any_scorer():
     same = stream_eval.detect_events(run.times_s, run.scores, ["loud", "background"], {"loud": 0.5, "background": 0.5})
     assert pair_events(same) == pair_events(run.events)
     assert all(e["emitted_s"] >= e["offset_s"] for e in run.events)
-    assert "tensorflow" not in sys.modules
+
+
+def test_scoring_a_stream_imports_no_tensorflow():
+    """In a fresh process (this session's other tests load TensorFlow): where `import tensorflow` fails."""
+    code = ("import numpy as np, stream_eval; "
+            "run = stream_eval.score_stream(np.zeros(32000, np.float32), lambda w: np.ones((len(w), 1), np.float32), "
+            "['x'], {'x': 0.5}); print(len(run.events))")
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.modules['tensorflow'] = None; " + code],
+                          capture_output=True, text=True, timeout=120, cwd=PROJECT_DIR)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"  # one start, one end
 
 
 # --- DCASE metrics --------------------------------------------------------------------------------
