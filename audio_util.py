@@ -172,6 +172,18 @@ def walk_audio_files(root) -> tuple[list[Path], list[Path]]:
     return audio, other
 
 
+def audio_inputs(sources) -> tuple[list[Path], list[str]]:
+    """The audio files of the files and folders given on a command line, and one message for each
+    source that gave none ("x: no such file or folder")."""
+    files, problems = [], []
+    for source in sources:
+        found, _non_audio = walk_audio_files(source)
+        if not found:
+            problems.append(f"{source}: {'no audio files here' if Path(source).exists() else 'no such file or folder'}")
+        files += found
+    return files, problems
+
+
 def write_wav_atomic(path, waveform: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM WAV to a temporary name beside `path`, then rename over it."""
     import soundfile
@@ -255,14 +267,10 @@ def _background_command(args, parser) -> int:
             parser.error(f"output {out_dir} is inside input {source}; choose a folder outside it")
     clip_samples = round(args.seconds * SAMPLE_RATE)
     written, failed, stems_used = 0, 0, set()
-    audio_files = []
-    for source in args.inputs:
-        found, _non_audio = walk_audio_files(source)
-        if not found:
-            reason = "no audio files here" if Path(source).exists() else "no such file or folder"
-            print(f"skipped {source}: {reason}", file=sys.stderr)
-            failed += 1
-        audio_files += found
+    audio_files, problems = audio_inputs(args.inputs)
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    failed += len(problems)
     for path, waveform in iter_loaded_audio(audio_files):
         if isinstance(waveform, AudioError):
             print(f"skipped {waveform}", file=sys.stderr)
