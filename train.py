@@ -262,6 +262,8 @@ def train(args) -> int:
         from evaluate import plot_confusion
 
         plot_confusion(validation["report"], args.output_dir / CONFUSION_PNG)
+    else:  # one from an earlier training would describe another model
+        (args.output_dir / CONFUSION_PNG).unlink(missing_ok=True)
     print(f"model written to {args.output_dir}")
     return 0
 
@@ -286,9 +288,18 @@ def embedding_yamnet(handle: str):
 def export_pipeline(handle: str, head, out_dir: Path, meta: dict) -> None:
     """classifier.tflite: YAMNet and the head as one TFLite model, for main.py's fast start."""
     from params import PIPELINE_TFLITE_FILENAME
-    from tflite_backend import export_pipeline_tflite
+    from tflite_backend import export_pipeline_tflite, sidecar_path
 
-    export_pipeline_tflite(load_yamnet(handle), head, out_dir / PIPELINE_TFLITE_FILENAME, meta["class_names"], meta)
+    path = out_dir / PIPELINE_TFLITE_FILENAME
+    try:
+        export_pipeline_tflite(load_yamnet(handle), head, path, meta["class_names"], meta)
+    except YamnetError:
+        raise
+    except Exception as e:  # the converter's many errors: the Keras model still works, only slower to start
+        path.unlink(missing_ok=True)  # an older export would describe another training
+        sidecar_path(path).unlink(missing_ok=True)
+        print(f"warning: could not write {path.name} ({first_line(e)}); main.py will start with TensorFlow",
+              file=sys.stderr)
 
 
 def validate(args, model: CustomModel, val_items, embeddings: dict, history) -> dict:
