@@ -172,7 +172,8 @@ def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds) -
     try:
         info = sd.query_devices(device, kind="input")
     except (ValueError, sd.PortAudioError) as e:
-        raise SourceError(f"no input device {spec!r} ({e}); see python listen.py --list-devices") from e
+        which = "no default input device" if spec is None else f"no input device {spec!r}"
+        raise SourceError(f"{which} ({e}); see python listen.py --list-devices") from e
     candidates = [(SAMPLE_RATE, 1), (int(info["default_samplerate"]), 1),
                   (int(info["default_samplerate"]), min(2, info["max_input_channels"]))]
     for rate, channels in candidates:

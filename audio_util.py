@@ -308,7 +308,7 @@ def _convert_command(args, parser) -> int:
     if non_audio:
         summary += f"; {len(non_audio)} non-audio file(s) ignored"
     print(summary)
-    return 1 if failed else 0
+    return 1 if failed or not converted else 0  # nothing converted (e.g. a named file that is not audio) is a failure
 
 
 def record_from_device(device: str | None, seconds: float, log=print) -> tuple[np.ndarray, str]:

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output
-from params import CONFUSION_PNG, LISTEN, UNKNOWN_LABEL, YAMNET_ENV_VAR
+from params import CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
 from tflite_backend import BACKENDS
 
 STREAM_PNG = "stream.png"
@@ -330,6 +330,11 @@ def evaluate_stream(args) -> dict:
         waveform = load_audio_16k_mono(args.stream)
     except AudioError as e:
         raise EvaluationError(str(e)) from e
+    duration_s = len(waveform) / SAMPLE_RATE
+    for start, _end, name in references:
+        if start >= duration_s:
+            raise EvaluationError(f"{args.labels}: label {name!r} at {start:g} s starts after {args.stream.name} ends "
+                                  f"({duration_s:.1f} s): the labels of another recording?")
     yamnet, model = load_yamnet_and_model(args.yamnet, args.models_dir, args.backend)
     labels = model.class_names
     thresholds = parse_thresholds(args.threshold, labels, model.meta.get("thresholds"))

@@ -16,6 +16,7 @@ from atomic_write import atomic_output, write_text_atomic
 from audio_util import first_line
 from class_map import ClassMapError, format_class_names, read_class_names
 from params import (
+    BACKGROUND_CLASS,
     CLASS_NAMES_FILENAME,
     CLASSIFIER_FILENAME,
     CLIP,
@@ -100,11 +101,17 @@ class CustomModel:
 
     def window_probabilities(self, window: np.ndarray, yamnet) -> np.ndarray:
         """Class probabilities (num_classes,) of one live window (one patch of audio), levelled as the
-        training clips were but boosted at most CLIP.window_max_gain_db."""
+        training clips were but boosted at most CLIP.window_max_gain_db. A window quieter than
+        CLIP.silence_dbfs is all background (or all zeros without a background class)."""
         _views, level_dbfs = clip_settings(self.meta)
         if level_dbfs is not None:
             import augment
 
+            if augment.rms(window) < 10 ** (CLIP.silence_dbfs / 20):  # silence: none of your sounds
+                silent = np.zeros(len(self.class_names), np.float32)
+                if BACKGROUND_CLASS in self.class_names:
+                    silent[self.class_names.index(BACKGROUND_CLASS)] = 1.0
+                return silent
             window = augment.normalize_rms(window, level_dbfs, max_gain_db=CLIP.window_max_gain_db)
         return self.frame_probabilities(yamnet.run(window)[1][:1])[0]
 

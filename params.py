@@ -85,6 +85,8 @@ class ClipDefaults:
     level_dbfs: float = -20.0     # every clip scaled to this RMS before YAMNet (loud and quiet takes look alike)
     window_max_gain_db: float = 30.0  # live windows are levelled too, but boosted at most this much, so
                                       # near-silence is not blown up into loud noise the model never heard
+    silence_dbfs: float = -70.0       # a live window quieter than this (digital silence, dither) never fires:
+                                      # levelled training clips never showed the head silence
 
 
 CLIP = ClipDefaults()

@@ -75,8 +75,10 @@ def read_audacity_labels(path) -> list[tuple[float, float, str]]:
         if len(fields) == 1:
             raise LabelsError(f"{where}: expected start<TAB>end<TAB>label, got {line.strip()!r}")
         end = _number(fields[1])
+        if end is None and len(fields) > 2:  # start<TAB>???<TAB>label: a broken end time, not Audacity 1.2
+            raise LabelsError(f"{where}: end time {fields[1].strip()!r} is not a number of seconds >= 0")
         if end is None:  # Audacity 1.2: start<TAB>label, a point label
-            end, text_label = start, "\t".join(fields[1:])
+            end, text_label = start, fields[1]
         else:
             end = _seconds(fields[1], where, "end")
             text_label = "\t".join(fields[2:])
@@ -242,9 +244,9 @@ def dcase_event_metrics(streams, labels, t_collar: float = DCASE_T_COLLAR_S, eva
                for d in detections if d.label in labels]
         metrics.evaluate(ref, est)
 
-    def clean(value):
+    def clean(value):  # undefined (no reference events: 0/0, or sed_eval's huge error rates) -> None
         value = float(value)
-        return None if math.isnan(value) else value
+        return value if math.isfinite(value) and abs(value) < 1e6 else None
 
     with warnings.catch_warnings():  # sed_eval averages empty per-class lists ("Mean of empty slice")
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -380,9 +382,11 @@ def stream_report(run: StreamRun, references, labels: list[str], thresholds: dic
         report["dcase"] = metrics["overall"]
         for label in firing:
             report["per_class"][label]["dcase"] = metrics["per_class"][label]
-    if psds and len(run.times_s) and any(name in firing for _, _, name in references):
-        columns = [labels.index(label) for label in firing]
-        report["psds"] = psds_score([(run.times_s, run.scores[:, columns], references, run.duration_s)], firing)
+    labelled = [label for label in firing if any(name == label for _, _, name in references)]
+    if psds and len(run.times_s) and labelled:  # PSDS needs reference events of every class it scores
+        columns = [labels.index(label) for label in labelled]
+        report["psds"] = psds_score([(run.times_s, run.scores[:, columns], references, run.duration_s)], labelled)
+        report["psds"]["classes"] = labelled
     return report
 
 

@@ -139,6 +139,10 @@ def cross_validate(args, files_by_class: dict, embeddings: dict, class_names: li
     folds = cross_validation_folds(files_by_class, args.cv, args.seed, args.group_by)
     true, predicted, files, fold_accuracies = [], [], [], []
     for number, (train_items, test_items) in enumerate(folds, 1):
+        missing = sorted(set(class_names) - {class_names[label] for _path, label in train_items})
+        if missing and not quiet:  # all of a class's files in one group: this fold can't predict it
+            print(f"warning: cross-validation fold {number} has no training clips of {', '.join(map(repr, missing))} "
+                  f"(all in the held-out group); its score says little about them", file=sys.stderr)
         x, y = training_frames(train_items, embeddings, augmented)
         head, _history = fit_head(args, len(class_names), x, y)
         model = CustomModel(head=head, class_names=class_names, meta={})

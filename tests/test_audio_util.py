@@ -274,3 +274,10 @@ def test_trim_silence_keeps_a_margin_and_handles_silence():
     w = np.concatenate([np.zeros(8000), tone(500, 0.5), np.zeros(4000)])
     assert trim_silence(w) == (8000 - 800, 16000 + 800)
     assert trim_silence(np.zeros(1000)) == (0, 0)
+
+
+def test_convert_of_nothing_that_is_audio_exits_nonzero(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
+    assert audio_util.main(["convert", str(notes), str(tmp_path / "x.wav")]) == 1
+    assert "converted 0 file(s)" in capsys.readouterr().out and not (tmp_path / "x.wav").exists()

@@ -709,3 +709,20 @@ def test_evaluate_stream_scores_a_labelled_recording_as_listen_does(digit_model,
     assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "line 2" in err and err.count("\n") == 1
+
+
+def test_evaluate_stream_with_unlabelled_classes_or_labels_of_another_recording(digit_model, digit_stream, tmp_path, capsys):
+    import evaluate
+
+    path, _, _ = digit_stream
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0.5\t0.9\tcough\n")  # the digits are there but not labelled
+    assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model), "--json",
+                          "--out", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["per_class"]["digit"]["references"] == 0 and report["dcase"]["error_rate"] is None
+    assert "psds" not in report
+    labels.write_text("100.0\t101.0\tdigit\n")
+    assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model)]) == 1
+    err = capsys.readouterr().err
+    assert "starts after digits_in_noise.wav ends" in err and err.count("\n") == 1

@@ -48,3 +48,12 @@ def test_known_and_unknown_decisions():
     assert model.is_known("b", 0.51, 0.95)          # no probability threshold for b
     old = CustomModel(head=None, class_names=["a", "b"], meta={})
     assert old.similarity(close_to_a, 0) is None and old.is_known("a", 0.01, None)
+
+
+def test_a_silent_live_window_is_background_without_running_yamnet():
+    levelled = {"clip": {"views": 8, "level_dbfs": -20.0}}
+    with_background = CustomModel(head=None, class_names=["background", "doorbell"], meta=levelled)
+    assert with_background.window_probabilities(np.zeros(15600, np.float32), yamnet=None).tolist() == [1.0, 0.0]
+    dither = np.random.default_rng(0).standard_normal(15600).astype(np.float32) * 1e-5  # -100 dBFS
+    only_sounds = CustomModel(head=None, class_names=["doorbell", "glass"], meta=levelled)
+    assert only_sounds.window_probabilities(dither, yamnet=None).tolist() == [0.0, 0.0]

@@ -41,13 +41,11 @@ def test_empty_labels_file_means_no_references(tmp_path):
     ("1.0\t2.0\tok\n\n3.0\t2.0\tbackwards\n", 3, "before start"),
     ("1.0\n", 1, "expected start<TAB>end<TAB>label"),
     ("1.0\t2.0\tok\n-1\t2\tneg\n", 2, "start time '-1'"),
-    ("0\t1\ta\n1\t2\tb\n2\tnan\tc\n", 3, "legacy"),  # 'nan' is not an end time: a 1.2 point label 'nan\tc'
+    ("0\t1\ta\n1\t2\tb\n2\tnan\tc\n", 3, "end time 'nan'"),  # three fields: a broken end, not Audacity 1.2
+    ("30.0\tabc\td1\n", 1, "end time 'abc'"),
 ])
 def test_malformed_line_names_file_and_line(tmp_path, bad_line, line_number, words):
     path = write(tmp_path, bad_line)
-    if words == "legacy":
-        assert read_audacity_labels(path)[-1] == (2.0, 2.0, "nan\tc")
-        return
     with pytest.raises(LabelsError) as info:
         read_audacity_labels(path)
     message = str(info.value)
@@ -214,3 +212,19 @@ def test_stream_report_is_plain_data(tmp_path):
     assert 0.0 <= report["psds"]["psds"] <= 1.0
     text = stream_eval.format_stream_report(report)
     assert "bell" in text and "50.0%" not in text and "100.0%" in text and "'dog'" in text
+
+
+def test_report_scores_psds_only_for_classes_with_labels():
+    """A user labels only the doorbell in a recording; the model also knows the smoke alarm."""
+    times = np.arange(40) * YAMNET.patch_hop_seconds
+    scores = np.zeros((40, 3), np.float32)
+    scores[10:13, 0] = 0.9  # the labelled doorbell
+    scores[25:27, 1] = 0.8  # an alarm nobody labelled
+    labels = ["doorbell", "smoke_alarm", "background"]
+    thresholds = {label: 0.5 for label in labels}
+    events = stream_eval.detect_events(times, scores, labels, thresholds, 1)
+    run = stream_eval.StreamRun(times, scores, events, 20.0)
+    report = stream_eval.stream_report(run, [(4.9, 6.2, "doorbell")], labels, thresholds)
+    assert report["psds"]["classes"] == ["doorbell"] and report["psds"]["psds"] > 0
+    assert report["per_class"]["doorbell"]["found"] == 1 and report["per_class"]["smoke_alarm"]["false_alarms"] == 1
+    assert report["per_class"]["smoke_alarm"]["dcase"]["error_rate"] is None  # undefined without labels
