@@ -259,6 +259,28 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
     return result
 
 
+def scan_and_report(root) -> dict[str, list[Path]]:
+    """`scan_training_folder`, with its notes (non-audio files passed over) printed on stderr."""
+    files_by_class, notes = scan_training_folder(root)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return files_by_class
+
+
+def embed_classes(root, files_by_class: dict[str, list[Path]], yamnet, cache: EmbeddingCache | None,
+                  progress: bool = True, views: int = 1,
+                  level_dbfs: float | None = None) -> tuple[dict[str, list[Path]], EmbeddingResult]:
+    """Every clip of a scanned class folder embedded, unreadable ones reported on stderr; returns
+    ({class: usable files}, embeddings). DatasetError when fewer than two classes keep a clip."""
+    all_files = [path for files in files_by_class.values() for path in files]
+    result = embed_files(all_files, yamnet, cache, progress=progress, views=views, level_dbfs=level_dbfs)
+    for _path, reason in result.failed:
+        print(f"skipped {reason}", file=sys.stderr)
+    usable = {name: [p for p in files if p in result.embeddings] for name, files in files_by_class.items()}
+    check_classes(root, usable)
+    return usable, result
+
+
 def frames_and_labels(items, embeddings: dict) -> tuple[np.ndarray, np.ndarray]:
     """Stack per-file embeddings into per-frame arrays: x (frames, 1024) float32, y (frames,) int."""
     xs, ys = [], []

@@ -281,15 +281,13 @@ def cross_validate_folder(args) -> dict:
     train.py's defaults; returns the pooled report with the fold accuracies."""
     from argparse import Namespace
 
-    from dataset import EmbeddingCache, check_classes, default_cache_dir, embed_files, scan_training_folder
+    from dataset import EmbeddingCache, default_cache_dir, embed_classes, scan_and_report
     from model import clip_settings, read_model_json
     from params import CLIP, TRAINING
     from train import cross_validate
     from yamnet_classifier import load_yamnet, resolve_yamnet_handle
 
-    files_by_class, notes = scan_training_folder(args.test_dir)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    files_by_class = scan_and_report(args.test_dir)
     if args.models_dir is not None:
         meta = read_model_json(args.models_dir)
         views, level_dbfs = clip_settings(meta)
@@ -301,12 +299,8 @@ def cross_validate_folder(args) -> dict:
                          batch_size=trained.get("batch_size", TRAINING.batch_size))
     yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
-    all_files = [path for files in files_by_class.values() for path in files]
-    result = embed_files(all_files, yamnet, cache, progress=not args.json, views=views, level_dbfs=level_dbfs)
-    for path, reason in result.failed:
-        print(f"skipped {reason}", file=sys.stderr)
-    usable = {name: [p for p in files if p in result.embeddings] for name, files in files_by_class.items()}
-    check_classes(args.test_dir, usable)
+    usable, result = embed_classes(args.test_dir, files_by_class, yamnet, cache, progress=not args.json,
+                                   views=views, level_dbfs=level_dbfs)
     summary = cross_validate(settings, usable, result.embeddings, list(usable), quiet=args.json)
     report = {**summary["report"], "fold_accuracies": summary["fold_accuracies"],
               "mean_fold_accuracy": summary["mean_accuracy"], "folds": args.cv, "group_by": args.group_by,

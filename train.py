@@ -20,12 +20,12 @@ import numpy as np
 from dataset import (
     DatasetError,
     EmbeddingCache,
-    check_classes,
     cross_validation_folds,
     default_cache_dir,
+    embed_classes,
     embed_files,
     frames_and_labels,
-    scan_training_folder,
+    scan_and_report,
     split_by_file,
 )
 from audio_util import first_line
@@ -170,22 +170,16 @@ def clip_level(args) -> float | None:
 
 
 def train(args) -> int:
-    files_by_class, notes = scan_training_folder(args.training_dir)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    files_by_class = scan_and_report(args.training_dir)  # fails fast, before YAMNet loads
     class_names = list(files_by_class)
     print(f"{len(class_names)} classes: " + ", ".join(f"{name} ({len(files)})" for name, files in files_by_class.items()))
 
     handle = resolve_yamnet_handle(args.yamnet)
     yamnet = embedding_yamnet(handle)
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
-    all_files = [path for files in files_by_class.values() for path in files]
-    result = embed_files(all_files, yamnet, cache, progress=not args.quiet, views=args.views, level_dbfs=clip_level(args))
+    usable, result = embed_classes(args.training_dir, files_by_class, yamnet, cache, progress=not args.quiet,
+                                   views=args.views, level_dbfs=clip_level(args))
     print(f"embeddings: {result.computed} computed, {result.from_cache} from cache, {len(result.failed)} failed")
-    for path, reason in result.failed:
-        print(f"skipped {reason}", file=sys.stderr)
-    usable = {name: [p for p in files if p in result.embeddings] for name, files in files_by_class.items()}
-    check_classes(args.training_dir, usable)
     embeddings = result.embeddings
 
     augmented = None
