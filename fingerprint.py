@@ -1,10 +1,12 @@
 """Exact-sound matching by landmark fingerprints (Wang 2003, as in audfprint); numpy/scipy, no TensorFlow.
 
-Peaks are taken where a spectrogram bin suddenly rises or falls (a note starts or stops), so gain and
-steady hum do not matter. A landmark is a pair of peaks up to 0.5 s apart, hashed as (rise/fall and
-frequency bin of each, frames between them). A replay of a registered sound under music or noise
-shares many landmarks with it *at one constant time offset*; unrelated audio shares few, at scattered
-offsets. Votes per (sound, offset) decide.
+Peaks are spectral maxima (a harmonic, a partial, a beep) that stand out from their neighbours in
+frequency and appear (a note starts) or vanish (it stops); noise has none, and gain and steady hum do
+not matter. Each peak is paired with the first few later peaks up to 1 s ahead, and each pair hashed as
+(start/end and frequency bin of each, frames between them). A replay of a registered sound under music
+or noise shares many landmarks with it *at one constant time offset*; unrelated audio shares few, at
+scattered offsets. Votes per (sound, offset) decide, and they must come from a fair share of the
+sound's moments: another melody that shares two notes with it agrees many times, but only there.
 
     python fingerprint.py add sounds/                       # one label per sub-folder
     python fingerprint.py list
@@ -19,8 +21,10 @@ listen.py.
 import argparse
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
+import math
 import sqlite3
 import sys
 from dataclasses import asdict, dataclass
@@ -28,7 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_util import AudioError, HelpFormatter, detach_closed_stdout, first_line, iter_loaded_audio, walk_audio_files
+from audio_util import (
+    AudioError,
+    HelpFormatter,
+    audio_inputs,
+    detach_closed_stdout,
+    first_line,
+    iter_loaded_audio,
+    walk_audio_files,
+)
 from params import DEFAULT_MODELS_DIR, SAMPLE_RATE
 
 
@@ -38,23 +50,29 @@ class FingerprintParams:
     since its hashes would never meet the stream's."""
 
     sample_rate: int = SAMPLE_RATE     # Hz, mono: audio_util's one loading function gives this
-    n_fft: int = 512                   # 32 ms windows -> 31.25 Hz bins
+    n_fft: int = 1024                  # 64 ms windows -> 15.6 Hz bins: speech harmonics resolved ...
+    bins: int = 256                    # ... of which the first 256 (0-4 kHz: what an 8 kHz recording still has)
     hop: int = 256                     # 16 ms between spectrogram frames
-    min_bin: int = 4                   # below 125 Hz (mains hum, rumble) no peaks are taken
+    min_bin: int = 8                   # below 125 Hz (mains hum, rumble) no peaks are taken
     level_floor_db: float = -80.0      # dBFS: quieter spectrogram cells count as silence
-    onset_pole: float = 0.98           # high-pass of log magnitude along time: steady tones fade, onsets stand out
+    # A peak is a spectral maximum (a harmonic, a formant, a partial) that stands out from what the
+    # same frequencies held just before: above the recent maximum of its +-spread_bins neighbourhood,
+    # which fades at mask_release_db_per_s, by rise_db. Steady tones (hum, a held note) give one peak.
+    # A maximum of the previous frame that has fallen by rise_db is a peak too (a note or beep ending).
+    spread_bins: int = 4
+    prominence_db: float = 10.0        # and stands this far above the mean level of its +-prominence_bins
+    prominence_bins: int = 8           # (noise has no such peaks; tones, partials and voiced speech do)
+    mask_release_db_per_s: float = 120.0  # fast: a beep repeated after a short gap is new again
+    rise_db: float = 4.0
+    rise_lag_frames: int = 2           # compared with the mask of 2 frames before (see push)
     level_gate_db: float = 30.0        # peaks more than this below the loudest recent bin are ignored ...
     level_release_db_per_s: float = 20.0  # ... where "recent" fades at this rate
-    min_onset: float = 1.5             # natural-log rise a peak needs above its recent level (1.0 = 8.7 dB)
-    max_peaks_per_frame: int = 3
-    masking_decay: float = 0.985       # per frame: how fast a peak's masking of its neighbours fades
-    masking_spread_bins: float = 8.0   # Gaussian width (in bins) of that masking across frequency
-    # Each peak is paired with every later peak in its target zone, so a pair is there whenever both
-    # peaks are, whatever else is heard (pairing with the next N peaks would let noise steal partners).
+    max_peaks_per_frame: int = 5       # the most prominent ones
+    # Each peak (anchor) is paired with the first `fanout` later peaks in its target zone (Wang 2003):
+    fanout: int = 10
     min_dt_frames: int = 2             # zone: from 2 frames later (not the same onset) ...
-    max_dt_frames: int = 31            # ... to 31 frames (0.5 s) later ...
-    max_df_bins: int = 63              # ... and up to 63 bins (2 kHz) above or below ...
-    pair_level_range_db: float = 40.0  # ... and no more than 40 dB louder or quieter
+    max_dt_frames: int = 62            # ... to 62 frames (1 s) later (6 bits, one spare for look-up's dt+1) ...
+    max_df_bins: int = 128             # ... and up to 128 bins (2 kHz) above or below
 
     @property
     def frame_seconds(self) -> float:
@@ -68,9 +86,15 @@ FINGERPRINT = FingerprintParams()
 class MatchDefaults:
     """Decision rules of matching, in files (`match`) and in streams (listen.py)."""
 
-    min_votes: int = 15                  # landmarks agreeing at one offset that make a match ...
-    votes_per_landmark: float = 0.03     # ... plus this many per landmark of the reference heard so far:
-                                         # a long reference meets more chance agreements
+    # A match: enough landmarks agree at one time offset, and they are a fair share of what the query
+    # could have shown (another melody sharing a few notes with the reference agrees on a sliver of it),
+    # and they come from several moments of the query (one chance coincidence of two notes, with all
+    # their harmonics, agrees many times but at one pair of moments).
+    min_votes: int = 10                  # landmarks agreeing at one offset ...
+    min_score: float = 0.05              # ... and at least this share of the reference's landmarks heard so far ...
+    min_event_pairs: int = 1             # ... pairing at least this many distinct (anchor, partner) moments ...
+    min_event_share: float = 0.5         # ... from at least this share of the reference's events heard so far ...
+    min_events: int = 4                  # ... and at least this many (or that share of all its events, if fewer)
     offset_tolerance_frames: int = 1     # votes within +-1 frame (16 ms) of an offset count for it
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
@@ -81,24 +105,27 @@ class MatchDefaults:
 MATCH = MatchDefaults()
 
 DB_FORMAT = "audio2mqtt-fingerprints"
-DB_VERSION = 1
+DB_VERSION = 2                      # 1: onset landmarks (before spectral peaks); refused
 DEFAULT_DB = DEFAULT_MODELS_DIR / "fingerprints.sqlite"
 META_FILENAME = "meta.json"         # optional, in sounds/<label>/: fields sent with every event of the label
 COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quiet after an event ends
 PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x peaks) matrix
 STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
 _BIN_BITS, _DT_BITS = 8, 6
-HASH_BITS = 1 + _BIN_BITS + 1 + _BIN_BITS + _DT_BITS  # 24
+_DT_MASK = (1 << _DT_BITS) - 1
+EVENT_FRAMES = 2                   # peaks this close in time are one event (an onset spans two frames)
+EVENT_PAIRING_FRAMES = 8           # an event is expected to have found a partner 0.13 s after it
+HASH_BITS = 1 + _BIN_BITS + 1 + _BIN_BITS + _DT_BITS  # 24: start/end and frequency bin of each peak, frames between
 
 
 class FingerprintError(Exception):
     """A database or input that cannot be used; the message is one actionable line."""
 
 
-# --- landmarks: peaks of an onset-emphasised spectrogram, paired and hashed ----------------------------
+# --- landmarks: spectral peaks, paired and hashed (Wang 2003) ------------------------------------------
 
 class LandmarkExtractor:
-    """Turns a 16 kHz stream, pushed in chunks of any size, into landmarks (hash, time of first peak).
+    """Turns a 16 kHz stream, pushed in chunks of any size, into landmarks (hash, frame of the anchor peak).
 
     Every step is causal, so pushing a recording in one piece or in 0.1 s chunks gives the same
     landmarks: registration and live matching cannot disagree.
@@ -109,23 +136,28 @@ class LandmarkExtractor:
         self.window = np.hanning(p.n_fft + 1)[:-1].astype(np.float32)
         self._scale = 2.0 / self.window.sum()  # a full-scale sine reads 1.0 (0 dBFS)
         self._log_floor = np.log(10.0 ** (p.level_floor_db / 20.0))
-        self._samples = np.zeros(0, dtype=np.float32)
+        # as if silence came before: frame k ends at sample (k + 1) * hop, so a sound gives its peaks the
+        # same number of frames after its start whether it starts a recording (a reference) or not
+        self._samples = np.zeros(p.n_fft - p.hop, dtype=np.float32)
         self.frames_done = 0
-        bins = p.n_fft // 2
-        # high-pass state: as if silence came before the stream (lfilter's zi for b=[1,-1], a=[1,-pole]),
-        # so a recording that starts with its sound keeps that onset
-        self._hp_state = np.full((1, bins), -self._log_floor)
-        self._rise_mask = np.zeros(bins)  # onsets: sounds starting
-        self._fall_mask = np.zeros(bins)  # offsets: sounds stopping (beeps, notes)
-        offsets = np.arange(-bins + 1, bins)
-        self._spread = np.exp(-0.5 * (offsets / p.masking_spread_bins) ** 2)  # centred at index bins-1
-        self._level = -np.inf  # loudest recent bin, natural log
-        self._levels_before = np.full(bins, self._log_floor)
-        self._recent = np.zeros((0, 4))  # (frame, kind, bin, level) of peaks that may still be paired
+        bins = p.bins
+        nats_per_frame = p.frame_seconds * np.log(10) / 20
+        self._mask_release = p.mask_release_db_per_s * nats_per_frame
+        self._level_release = p.level_release_db_per_s * nats_per_frame
+        self._rise = p.rise_db * np.log(10) / 20
+        self._gate = p.level_gate_db * np.log(10) / 20
+        self._mask = np.full(bins, self._log_floor)  # recent neighbourhood maximum per bin, natural log ...
+        self._masks_before = np.full((p.rise_lag_frames, bins), self._log_floor)  # ... and as it was lately
+        self._level = self._log_floor                # loudest recent bin
+        self._last = np.full(bins, self._log_floor)  # the previous frame's levels ...
+        self._last2 = np.full(bins, self._log_floor)  # ... and the one before
+        self._prominence, self._prominent = np.zeros(bins), np.zeros(bins, bool)  # the previous frame's
+        self._rising = np.zeros(bins, bool)  # the previous frame's
+        self._recent = np.zeros((0, 4), np.int64)    # (frame, kind, bin, partners taken) of peaks that may still pair
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append samples; return the landmarks they complete as (hashes uint32 (n,), frames int64 (n,))."""
-        from scipy.signal import lfilter
+        from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
         p = self.params
         self._samples = np.concatenate([self._samples, np.asarray(samples, dtype=np.float32)])
@@ -135,70 +167,86 @@ class LandmarkExtractor:
         starts = np.arange(count) * p.hop
         frames = self._samples[starts[:, None] + np.arange(p.n_fft)[None, :]] * self.window
         self._samples = self._samples[count * p.hop:]
-        magnitude = np.abs(np.fft.rfft(frames, axis=1))[:, :-1] * self._scale  # (count, bins)
-        log_magnitude = np.log(np.maximum(magnitude, np.exp(self._log_floor)))
-        onset, self._hp_state = lfilter([1.0, -1.0], [1.0, -p.onset_pole], log_magnitude, axis=0, zi=self._hp_state)
-        gate = p.level_gate_db / 20 * np.log(10)
-        release = p.level_release_db_per_s / 20 * np.log(10) * p.frame_seconds
-        found = []  # (frame, kind, bin, level) of this push's peaks
-        for row, levels in zip(onset, log_magnitude):
-            self._level = max(self._level - release, levels.max())
-            loud_now = levels >= self._level - gate
-            levels_before = self._levels_before  # an offset is judged by how loud the bin was before it fell
-            loud_before = levels_before >= self._level - gate
-            self._levels_before = levels
-            for f in self._pick_peaks(np.where(loud_now, row, 0.0), self._rise_mask):
-                found.append((self.frames_done, 0, f, levels[f]))
-            for f in self._pick_peaks(np.where(loud_before, -row, 0.0), self._fall_mask):
-                found.append((self.frames_done, 1, f, levels_before[f]))
-            self.frames_done += 1
-        found = np.array(found, dtype=np.float64).reshape(-1, 4)
+        magnitude = np.abs(np.fft.rfft(frames, axis=1))[:, :p.bins] * self._scale  # (count, bins)
+        level = np.log(np.maximum(magnitude, np.exp(self._log_floor)))
+        # mask[t] = max(mask[t-1] - release, neighbourhood max of frame t): a running maximum that fades
+        # linearly, i.e. a cumulative maximum of (value + release * t), minus release * t
+        t = np.arange(1, count + 1)[:, None]
+        near = maximum_filter1d(level, 2 * p.spread_bins + 1, axis=1, mode="nearest")
+        mask = np.maximum(np.maximum.accumulate(near + self._mask_release * t, axis=0),
+                          self._mask) - self._mask_release * t
+        # each frame is compared with the mask of rise_lag_frames before: an onset inside a window spreads
+        # over frames, the first smeared across frequency (a click), the next a clear spectral peak
+        history = np.concatenate([self._masks_before, mask])
+        before = history[:count]
+        self._masks_before = history[count:]
+        loudest = np.maximum(np.maximum.accumulate(level.max(axis=1) + self._level_release * t[:, 0]),
+                             self._level) - self._level_release * t[:, 0]
+        previous = np.concatenate([self._last[None, :], level[:-1]])
+        two_before = np.concatenate([self._last2[None, :], previous[:-1]])
+        self._last2 = previous[-1]
+        loudest_before = np.concatenate([[self._level], loudest[:-1]])
+        self._mask, self._level, self._last = mask[-1], loudest[-1], level[-1]
+        prominence = level - uniform_filter1d(level, 2 * p.prominence_bins + 1, axis=1, mode="nearest")
+        prominent = prominence >= p.prominence_db * np.log(10) / 20
+        prominence_before = np.concatenate([self._prominence[None, :], prominence[:-1]])
+        prominent_before = np.concatenate([self._prominent[None, :], prominent[:-1]])
+        self._prominence, self._prominent = prominence[-1], prominent[-1]
+        rising = _is_maximum(level) & prominent & (level > before + self._rise) & (level >= loudest[:, None] - self._gate)
+        # one peak per onset: not where the same frequencies were already rising in the frame before
+        rose = maximum_filter1d(np.concatenate([self._rising[None, :], rising[:-1]]), 2 * p.spread_bins + 1, axis=1)
+        self._rising = rising[-1]
+        starts = self._top(rising & ~rose, prominence)
+        # an end: a maximum held for two frames whose whole neighbourhood then fell (not a noise flicker)
+        ends = self._top(_is_maximum(previous) & (near < previous - self._rise) & (two_before > previous - self._rise / 2)
+                         & prominent_before & (previous >= loudest_before[:, None] - self._gate), prominence_before)
+        found = np.concatenate([np.stack([f, np.full(len(f), kind), b, np.zeros(len(f), np.int64)], axis=1)
+                                for kind, (f, b) in enumerate((starts, ends))])
+        # by frame, and within a frame strongest first: an anchor's first partners are the strong ones
+        found = found[np.argsort(found[:, 0], kind="stable")]
+        found[:, 0] += self.frames_done
+        self.frames_done += count
         pieces = [self._pair(block) for block in np.array_split(found, max(1, len(found) // PAIRING_BLOCK_PEAKS))]
         return (np.concatenate([h for h, _ in pieces]).astype(np.uint32),
-                np.concatenate([t for _, t in pieces]).astype(np.int64))
+                np.concatenate([f for _, f in pieces]).astype(np.int64))
 
-    def _pick_peaks(self, row: np.ndarray, mask: np.ndarray) -> list[int]:
-        """Local maxima across frequency of one frame that rise above `mask` (the decaying masking of
-        earlier peaks), strongest first, at most max_peaks_per_frame; each one taken masks its neighbours."""
+    def _top(self, peak: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(frames, bins) of the strongest max_peaks_per_frame peaks of each frame, (count, bins) -> (n,), (n,)."""
         p = self.params
-        inner = row[1:-1]
-        is_max = (inner > row[:-2]) & (inner >= row[2:]) & (inner > mask[1:-1]) & (inner > p.min_onset)
-        candidates = np.flatnonzero(is_max) + 1
-        candidates = candidates[candidates >= p.min_bin]
-        taken = []
-        if len(candidates):
-            centre = len(mask) - 1
-            for f in candidates[np.argsort(-row[candidates], kind="stable")]:
-                if len(taken) == p.max_peaks_per_frame:
-                    break
-                if row[f] <= mask[f]:  # masked by a stronger peak of this frame
-                    continue
-                taken.append(int(f))
-                np.maximum(mask, row[f] * self._spread[centre - f:centre - f + len(mask)],
-                           out=mask)
-        mask *= p.masking_decay
-        return sorted(taken)
+        peak[:, :p.min_bin] = False
+        strength = np.where(peak, strength, -np.inf)
+        top = np.argsort(-strength, axis=1, kind="stable")[:, :p.max_peaks_per_frame]  # strongest first
+        rows = np.repeat(np.arange(len(peak)), top.shape[1])
+        cols = top.ravel()
+        keep = np.isfinite(strength[rows, cols])
+        return rows[keep], cols[keep]
 
     def _pair(self, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pair new peaks, rows (frame, kind, bin, level) in frame order, with every earlier peak in whose
-        target zone they fall: the hash is complete once its later peak is there. Returns (hashes, frames
-        of the earlier peaks), ordered by the later peak, so any chunking gives the same landmarks.
-        Hash bits: kind of first peak (1) | its bin (8) | kind of second (1) | its bin (8) | frames between (6)."""
+        """Pair new peaks, rows (frame, kind, bin, 0) in frame order (strongest first within a frame), with earlier peaks in whose target
+        zone they fall, each earlier peak taking its first `fanout` partners: a hash is complete once its
+        later peak is there. Returns (hashes, frames of the anchor peaks), ordered by the later peak, so
+        any chunking gives the same landmarks. Hash bits: anchor's kind (1: start 0, end 1) and bin (8) |
+        partner's kind (1) and bin (8) | frames between (6)."""
         p = self.params
         anchors = np.concatenate([self._recent, new])
         dt = new[None, :, 0] - anchors[:, None, 0]
-        ok = ((dt >= p.min_dt_frames) & (dt <= p.max_dt_frames)
-              & (np.abs(new[None, :, 2] - anchors[:, None, 2]) <= p.max_df_bins)
-              & (np.abs(new[None, :, 3] - anchors[:, None, 3]) <= p.pair_level_range_db / 20 * np.log(10)))
-        ia, ib = np.nonzero(ok)
-        a, b = anchors[ia, :3].astype(np.int64), new[ib, :3].astype(np.int64)  # levels are done with
-        order = np.lexsort((a[:, 2], a[:, 1], a[:, 0], b[:, 2], b[:, 1], b[:, 0]))
-        a, b = a[order], b[order]
+        ok = (dt >= p.min_dt_frames) & (dt <= p.max_dt_frames) & (np.abs(new[None, :, 2] - anchors[:, None, 2]) <= p.max_df_bins)
+        ok &= np.cumsum(ok, axis=1) + anchors[:, None, 3] <= p.fanout  # first partners first
+        anchors[:, 3] += ok.sum(axis=1)
+        ib, ia = np.nonzero(ok.T)  # ordered by the later peak
+        a, b = anchors[ia], new[ib]
         hashes = ((((a[:, 1] << _BIN_BITS | a[:, 2]) << 1 | b[:, 1]) << _BIN_BITS | b[:, 2]) << _DT_BITS
                   | (b[:, 0] - a[:, 0]))
         last = new[-1, 0] if len(new) else self.frames_done
-        self._recent = anchors[anchors[:, 0] >= last - p.max_dt_frames]
+        self._recent = anchors[(anchors[:, 0] >= last - p.max_dt_frames) & (anchors[:, 3] < p.fanout)]
         return hashes, a[:, 0]
+
+
+def _is_maximum(level: np.ndarray) -> np.ndarray:
+    """(frames, bins) -> bool: local maxima across frequency (the edges never are)."""
+    peak = np.zeros(level.shape, bool)
+    peak[:, 1:-1] = (level[:, 1:-1] > level[:, :-2]) & (level[:, 1:-1] >= level[:, 2:])
+    return peak
 
 
 def landmarks(waveform: np.ndarray, params: FingerprintParams = FINGERPRINT) -> tuple[np.ndarray, np.ndarray]:
@@ -216,15 +264,28 @@ class Reference:
     label: str
     name: str                # <label>/<file>, e.g. doorbell/ring.wav
     duration_s: float
-    frames: np.ndarray       # sorted frames of its landmarks, for "how many could have been heard by now"
+    frames: np.ndarray       # sorted frames of its landmarks' anchor peaks ...
+    completes: np.ndarray | None = None  # ... and of their partner peaks: "how many could have been heard by now"
 
     @property
     def landmark_count(self) -> int:
         return len(self.frames)
 
     def landmarks_between(self, first_frame: int, last_frame: int) -> int:
-        """How many of its landmarks lie in frames first..last (inclusive)."""
-        return int(np.searchsorted(self.frames, last_frame, "right") - np.searchsorted(self.frames, first_frame, "left"))
+        """How many of its landmarks lie in frames first..last (inclusive), both peaks."""
+        ends = self.frames if self.completes is None else self.completes
+        return max(0, int(np.searchsorted(ends, last_frame, "right") - np.searchsorted(self.frames, first_frame, "left")))
+
+    @functools.cached_property
+    def event_frames(self) -> np.ndarray:
+        """First frame of each of its events: its landmarks' anchor frames, those within EVENT_FRAMES merged."""
+        frames = np.unique(self.frames)
+        return frames[np.concatenate([[True], np.diff(frames) > EVENT_FRAMES])] if len(frames) else frames
+
+    def events_between(self, first_frame: int, last_frame: int) -> int:
+        """How many of its events start in frames first..last (inclusive) and have had time to pair."""
+        return int(np.searchsorted(self.event_frames, last_frame - EVENT_PAIRING_FRAMES, "right")
+                   - np.searchsorted(self.event_frames, first_frame, "left"))
 
 
 @dataclass(frozen=True)
@@ -235,6 +296,9 @@ class Match:
     offset_frames: int   # query frame where the reference's frame 0 falls (may be negative)
     votes: int
     expected: int        # landmarks of the reference that the query could have shown
+    events: int = 0      # distinct moments of the query the votes' anchor peaks come from
+    event_pairs: int = 0  # distinct (anchor, partner) moments of the votes
+    expected_events: int = 0  # events of the reference that the query could have shown
 
     @property
     def score(self) -> float:
@@ -249,7 +313,14 @@ class Match:
 
 def votes_needed(landmarks_heard: int, rules: MatchDefaults = MATCH) -> float:
     """Votes that make a match when `landmarks_heard` of the reference's landmarks could have been heard."""
-    return rules.min_votes + rules.votes_per_landmark * landmarks_heard
+    return max(rules.min_votes, rules.min_score * landmarks_heard)
+
+
+def is_match(match: Match, rules: MatchDefaults = MATCH) -> bool:
+    """Enough agreeing landmarks, from enough distinct moments of the query."""
+    return (match.votes >= votes_needed(match.expected, rules) and match.event_pairs >= rules.min_event_pairs
+            and match.events >= rules.min_event_share * match.expected_events
+            and match.events >= min(rules.min_events, math.ceil(rules.min_event_share * len(match.reference.event_frames))))
 
 
 class FingerprintIndex:
@@ -277,20 +348,22 @@ class FingerprintIndex:
     def labels(self) -> list[str]:
         return sorted({r.label for r in self.references.values()})
 
-    def lookup(self, hashes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def lookup(self, hashes: np.ndarray, times: np.ndarray,
+               dt_tolerance: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every agreement of a query landmark with a registered one, as (sound ids, offsets in frames,
-        query frames), shapes (m,) each. Offset = query frame - reference frame."""
-        # A recording's frames fall anywhere within a hop of the reference's: a peak pair's time step
-        # may read one frame more or less, so each query landmark also looks up dt-1 and dt+1.
+        query frames of the anchor peak, query frames of the partner peak), shapes (m,) each.
+        Offset = query frame - reference frame. With `dt_tolerance` 1, a landmark whose peaks are one
+        frame further apart or closer also agrees."""
         hashes = np.asarray(hashes, np.int64)
         n = len(hashes)
-        hashes = np.clip(np.concatenate([hashes, hashes - 1, hashes + 1]), 0, (1 << HASH_BITS) - 1)
-        times = np.tile(np.asarray(times, np.int64), 3)
+        shifts = range(-dt_tolerance, dt_tolerance + 1)
+        hashes = np.clip(np.concatenate([hashes + d for d in shifts]), 0, (1 << HASH_BITS) - 1)
+        times = np.tile(np.asarray(times, np.int64), len(shifts))
         lo, hi = self._starts[hashes].astype(np.int64), self._starts[hashes + 1].astype(np.int64)
         counts = hi - lo
         total = int(counts.sum())
         if total == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return (np.zeros(0, np.int64),) * 4
         query = np.repeat(np.arange(len(hashes)), counts)
         # positions lo[i], lo[i]+1, ..., hi[i]-1 for every query i, without a Python loop
         entries = np.repeat(lo, counts) + np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -298,17 +371,23 @@ class FingerprintIndex:
         # one vote per query landmark and (sound, offset), whichever of its dt variants agreed
         # (packed into one int64: < 4M query landmarks, < 1M sounds, offsets within +-4.6 h)
         _, first = np.unique((query % n) << 41 | sound_ids << 21 | (offsets + (1 << 20)), return_index=True)
-        return sound_ids[first], offsets[first], times[query][first]
+        return sound_ids[first], offsets[first], times[query][first], (times + (hashes & _DT_MASK))[query][first]
 
 
-def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, tolerance: int = MATCH.offset_tolerance_frames,
-                 min_votes: int = 1) -> dict[int, tuple[int, int]]:
-    """{sound id: (offset, votes)} of the best offset per sound, for sounds with at least `min_votes`:
-    a vote is a query landmark agreeing with one of the sound's at that offset (+-tolerance frames)."""
+def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, times: np.ndarray, partners: np.ndarray,
+                 tolerance: int = MATCH.offset_tolerance_frames, min_votes: int = 1,
+                 worth=None) -> dict[int, tuple[int, int, int, int]]:
+    """{sound id: (offset, votes, events, event pairs)} of the best offset per sound, for sounds with at least
+    `min_votes`: a vote is a query landmark agreeing with one of the sound's at that offset (+-tolerance
+    frames); `events` counts the distinct moments of the query (peaks within EVENT_FRAMES merged) its
+    agreeing anchor peaks come from, and `event pairs` the distinct (anchor, partner) moments. One chance
+    coincidence (two notes of another melody a beat apart, with all their harmonics) gives many votes
+    but one event pair. `worth(sound, offset, votes)`, if given, says which sounds deserve counting moments."""
     if len(sound_ids) == 0:
         return {}
     span = 1 << 24  # offsets are far smaller than this
-    keys, counts = np.unique(sound_ids * (2 * span) + (offsets + span), return_counts=True)
+    all_keys = sound_ids * (2 * span) + (offsets + span)
+    keys, counts = np.unique(all_keys, return_counts=True)
     near = counts.copy()
     for shift in range(1, tolerance + 1):
         for sign in (-1, 1):
@@ -321,20 +400,42 @@ def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, tolerance: int = MA
     for k in order:
         sound = int(keys[k] // (2 * span))
         if sound not in best:
-            best[sound] = (int(keys[k] % (2 * span) - span), int(near[k]))
-    return best
+            best[sound] = (int(keys[k] % (2 * span) - span), int(near[k]), int(keys[k]))
+    if worth is not None:
+        best = {sound: b for sound, b in best.items() if worth(sound, b[0], b[1])}
+    if not best:
+        return {}
+    by_key = np.argsort(all_keys, kind="stable")
+    sorted_keys = all_keys[by_key]
+    result = {}
+    for sound, (offset, votes, key) in best.items():
+        lo, hi = np.searchsorted(sorted_keys, [key - tolerance, key + tolerance + 1])
+        mine = by_key[lo:hi]
+        moments = np.unique(np.concatenate([times[mine], partners[mine]]))
+        cluster = np.concatenate([[0], np.cumsum(np.diff(moments) > EVENT_FRAMES)])
+        a = cluster[np.searchsorted(moments, times[mine])]
+        b = cluster[np.searchsorted(moments, partners[mine])]
+        result[sound] = (offset, votes, len(np.unique(a)), len(np.unique(a * (1 << 20) + b)))
+    return result
 
 
 def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarray, query_frames: int,
                     rules: MatchDefaults = MATCH) -> list[Match]:
     """References found in a query of `query_frames` frames, best first."""
     matches = []
-    sound_ids, offsets, _ = index.lookup(hashes, times)
-    for sound, (offset, votes) in best_offsets(sound_ids, offsets, rules.offset_tolerance_frames, rules.min_votes).items():
+    found = index.lookup(hashes, times)
+
+    def worth(sound, offset, votes):
+        return votes >= votes_needed(index.references[sound].landmarks_between(-offset, query_frames - 1 - offset), rules)
+
+    for sound, (offset, votes, events, pairs) in best_offsets(*found, rules.offset_tolerance_frames, rules.min_votes,
+                                                              worth).items():
         reference = index.references[sound]
         heard = reference.landmarks_between(-offset, query_frames - 1 - offset)
-        if votes >= votes_needed(heard, rules):
-            matches.append(Match(reference, offset, votes, heard))
+        match = Match(reference, offset, votes, heard, events, pairs,
+                      reference.events_between(-offset, query_frames - 1 - offset))
+        if is_match(match, rules):
+            matches.append(match)
     return sorted(matches, key=lambda m: (-m.votes, m.reference.name))
 
 
@@ -360,6 +461,8 @@ class StreamMatcher:
         self._sound_ids = np.zeros(0, np.int64)
         self._offsets = np.zeros(0, np.int64)
         self._times = np.zeros(0, np.int64)
+        self._partners = np.zeros(0, np.int64)
+        self.duration_frames = {sound: round(r.duration_s / index.params.frame_seconds) for sound, r in index.references.items()}
 
     @property
     def frames_done(self) -> int:
@@ -377,19 +480,30 @@ class StreamMatcher:
         """Feed samples; return the matches on now, best first (at most one per label)."""
         hashes, times = self.extractor.push(samples)
         live = times >= STREAM_WARMUP_FRAMES  # a live stream's first frames rise "from silence" everywhere
-        sound_ids, offsets, times = self.index.lookup(hashes[live], times[live])
+        sound_ids, offsets, times, partners = self.index.lookup(hashes[live], times[live])
         now = self.frames_done
         keep = self._times >= now - self.history_frames
         self._sound_ids = np.concatenate([self._sound_ids[keep], sound_ids])
         self._offsets = np.concatenate([self._offsets[keep], offsets])
         self._times = np.concatenate([self._times[keep], times])
+        self._partners = np.concatenate([self._partners[keep], partners])
         found = {}
-        for sound, (offset, votes) in best_offsets(self._sound_ids, self._offsets, self.rules.offset_tolerance_frames,
-                                                   self.rules.min_votes).items():
+
+        def heard(sound, offset):
+            return max(-offset, now - self.history_frames - offset), now - 1 - offset
+
+        def worth(sound, offset, votes):  # cheap tests first: most chance agreements stop here
+            return (now <= offset + self.duration_frames[sound] + self.grace_frames
+                    and votes >= votes_needed(self.index.references[sound].landmarks_between(*heard(sound, offset)), self.rules))
+
+        for sound, (offset, votes, events, pairs) in best_offsets(self._sound_ids, self._offsets, self._times, self._partners,
+                                                                  self.rules.offset_tolerance_frames, self.rules.min_votes,
+                                                                  worth).items():
             reference = self.index.references[sound]
-            heard = reference.landmarks_between(max(-offset, now - self.history_frames - offset), now - 1 - offset)
-            match = Match(reference, offset, votes, heard)
-            if now > self.end_frame(match) or votes < votes_needed(heard, self.rules):
+            first, last = heard(sound, offset)
+            match = Match(reference, offset, votes, reference.landmarks_between(first, last), events, pairs,
+                          reference.events_between(first, last))
+            if now > self.end_frame(match) or not is_match(match, self.rules):
                 continue  # past its end (what is left in the history is the past), or too few votes
             if reference.label not in found or match.votes > found[reference.label].votes:
                 found[reference.label] = match
@@ -477,7 +591,8 @@ class FingerprintStore:
         if info.get("version") != str(DB_VERSION) or info.get("params") != json.dumps(asdict(FINGERPRINT), sort_keys=True):
             self.conn.close()
             raise FingerprintError(f"{self.path}: made by another version of fingerprint.py (format "
-                                   f"{info.get('version')}); delete it and run add again")
+                                   f"{info.get('version')}, this one reads {DB_VERSION}): delete it and add "
+                                   f"your sounds again (python fingerprint.py add sounds/ --db {self.path})")
 
     def close(self) -> None:
         self.conn.close()
@@ -535,7 +650,8 @@ class FingerprintStore:
                 raise FingerprintError(f"{self.path}: damaged fingerprint database (sound {name!r} has "
                                        f"{len(h)} hashes for {count} landmarks); delete it and run add again")
             order = np.argsort(f, kind="stable")
-            references.append(Reference(sound_id, label, name, duration, f[order].astype(np.int64)))
+            completes = np.sort(f.astype(np.int64) + (h.astype(np.int64) & _DT_MASK))
+            references.append(Reference(sound_id, label, name, duration, f[order].astype(np.int64), completes))
             hashes[sound_id] = h[order].astype(np.uint32)
         return FingerprintIndex(references, hashes, FINGERPRINT, self.labels())
 
@@ -728,14 +844,10 @@ def _remove_command(args, parser) -> int:
 def _match_command(args, parser) -> int:
     rules = MatchDefaults(min_votes=args.min_votes)
     index = load_index(args.db, rules)
-    files, failed = [], 0
-    for clip in args.clips:
-        found, _ = walk_audio_files(clip)
-        if not found:
-            print(f"skipped {clip}: {'no audio files here' if Path(clip).exists() else 'no such file or folder'}",
-                  file=sys.stderr)
-            failed += 1
-        files += found
+    files, problems = audio_inputs(args.clips)
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    failed = len(problems)
     for path, waveform in iter_loaded_audio(files):
         if isinstance(waveform, AudioError):
             print(f"skipped {waveform}", file=sys.stderr)
@@ -779,7 +891,7 @@ def main(argv=None) -> int:
     match.add_argument("clips", nargs="+", help="audio files or folders")
     match.add_argument("--json", action="store_true", help="one JSON object per clip")
     match.add_argument("--min-votes", type=int, default=MATCH.min_votes,
-                       help="agreeing landmarks a match needs (plus a few per landmark of a long reference)")
+                       help="agreeing landmarks a match needs (besides a share of the reference's landmarks and moments)")
     args = parser.parse_args(argv)
     if args.command == "match" and args.min_votes < 1:
         match.error("--min-votes must be at least 1")

@@ -1,7 +1,7 @@
 """Benchmark exact-sound matching (fingerprint.py) against the targets of its issue; prints one table.
 
     python bench/fingerprint.py                  # ~5-10 min on 2 cores: 1000 sounds, 2 h of confusers
-    python bench/fingerprint.py --sounds 200 --confuser-minutes 20 --replays 40   # a quick look
+    python bench/fingerprint.py --quick          # ~1 min: 200 sounds, 20 min of confusers, 40 replays per SNR
 
 References: generated chiptune jingles, bell chimes and beep patterns, and FSDD utterances of three
 speakers, registered in a real database (fingerprint.py's own `register`). Replays: a reference mixed
@@ -169,11 +169,21 @@ def main(argv=None) -> int:
     parser.add_argument("--sounds", type=int, default=1000, help="sounds to register (a quarter of each kind)")
     parser.add_argument("--replays", type=int, default=100, help="replays per SNR")
     parser.add_argument("--confuser-minutes", type=float, default=120.0, help="unrelated audio streamed for false matches")
+    parser.add_argument("--quick", action="store_true",
+                        help="a look while tuning: --sounds 200 --confuser-minutes 20 --replays 40 (not the targets' run)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything generated")
     parser.add_argument("--min-votes", type=int, default=MATCH.min_votes, help="matching rule to try")
-    parser.add_argument("--votes-per-landmark", type=float, default=MATCH.votes_per_landmark, help="matching rule to try")
+    parser.add_argument("--min-score", type=float, default=MATCH.min_score, help="matching rule to try")
+    parser.add_argument("--min-event-pairs", type=int, default=MATCH.min_event_pairs, help="matching rule to try")
+    parser.add_argument("--min-event-share", type=float, default=MATCH.min_event_share, help="matching rule to try")
+    parser.add_argument("--min-events", type=int, default=MATCH.min_events, help="matching rule to try")
+    parser.add_argument("--offset-tolerance", type=int, default=MATCH.offset_tolerance_frames, help="matching rule to try")
     args = parser.parse_args(argv)
-    rules = dataclasses.replace(MATCH, min_votes=args.min_votes, votes_per_landmark=args.votes_per_landmark)
+    if args.quick:
+        args.sounds, args.confuser_minutes, args.replays = 200, 20.0, 40
+    rules = dataclasses.replace(MATCH, min_votes=args.min_votes, min_score=args.min_score,
+                                min_event_pairs=args.min_event_pairs, min_event_share=args.min_event_share,
+                                min_events=args.min_events, offset_tolerance_frames=args.offset_tolerance)
     if not (FSDD_DIR / "0_george_0.wav").is_file():
         parser.error(f"FSDD recordings not found at {FSDD_DIR}: set AUDIO2MQTT_FSDD")
     if args.sounds < len(KINDS) or args.replays < 1 or args.confuser_minutes <= 0:

@@ -93,6 +93,35 @@ def test_a_replay_under_music_or_noise_is_found_at_its_offset(db, sounds, fsdd_d
     assert abs(result["matches"][0]["offset_s"] - at_s) <= 2 * FRAME_S
 
 
+@pytest.mark.parametrize("shift", [0, 60, 123, 190])  # samples past the 16 ms frame grid
+def test_a_replay_anywhere_between_two_frames_is_found(db, sounds, fsdd_dir, shift):
+    """Peaks at onsets are where timing matters most: a sound starting a recording (its reference) and the
+    same sound starting anywhere inside a frame of a stream must still agree, for tones and for speech."""
+    index = load_index(db)
+    for label, sound in [("mario_dies", sounds["jingle"]), ("doorbell", sounds["chime"]),
+                         ("seven", load_audio_16k_mono(fsdd_dir / "7_george_3.wav"))]:
+        stream = np.zeros(5 * SAMPLE_RATE, np.float32)
+        at = SAMPLE_RATE + shift
+        stream[at:at + len(sound)] += sound
+        matches = fingerprint.match_waveform(index, stream)
+        assert [m.reference.label for m in matches] == [label]
+        assert abs(matches[0].offset_frames - at / FINGERPRINT.hop) <= 1
+
+
+def test_two_notes_of_a_registered_jingle_are_not_the_jingle(db, sounds):
+    """Game music shares notes with its jingles: a fragment agrees many times at one offset, but from a
+    few moments only; a match needs a fair share of the reference's moments."""
+    index = load_index(db)
+    fragment = sounds["jingle"][:len(sounds["jingle"]) // 5]
+    for bed in (np.zeros(6 * SAMPLE_RATE, np.float32), melody_stream(np.random.default_rng(3), 6.0)):
+        stream = place(bed, fragment, 2.0, 3.0) if bed.any() else place(bed + 1e-4, fragment, 2.0, 40.0)
+        sound_ids, offsets, times, partners = index.lookup(*landmarks(stream))
+        best = fingerprint.best_offsets(sound_ids, offsets, times, partners)
+        jingle_id = next(r.sound_id for r in index.references.values() if r.label == "mario_dies")
+        assert best[jingle_id][1] >= fingerprint.MATCH.min_votes  # many agreeing landmarks ...
+        assert fingerprint.match_waveform(index, stream) == []    # ... but not a match
+
+
 def test_unrelated_audio_matches_nothing(db, fsdd_dir, tmp_path, capsys):
     rng = np.random.default_rng(77)
     others = [load_audio_16k_mono(fsdd_dir / f"{d}_{s}_{n}.wav") for d in (1, 4, 7) for s in ("jackson", "theo") for n in (0, 1)]
@@ -264,6 +293,20 @@ def test_a_bad_database_is_one_line_and_exit_1(case, command, db, tmp_path, caps
         if err == "":
             return
     assert err.startswith(expected) and err.count("\n") == 1, err
+
+
+def test_a_database_of_an_older_fingerprint_format_asks_to_add_the_sounds_again(db, tmp_path, capsys):
+    old = tmp_path / "old.sqlite"
+    old.write_bytes(db.read_bytes())
+    with sqlite3.connect(old) as conn:
+        conn.execute("UPDATE info SET value = '1' WHERE key = 'version'")
+    for argv in (["list"], ["match", str(old)]):
+        assert fingerprint.main(argv + ["--db", str(old)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {old}: made by another version of fingerprint.py (format 1, this one reads "
+                              f"{fingerprint.DB_VERSION}): delete it and add your sounds again") and err.count("\n") == 1, err
+    with pytest.raises(fingerprint.FingerprintError, match="add your sounds again"):
+        load_index(old)  # what listen.py --fingerprints calls
 
 
 def test_bad_meta_json_skips_its_label_with_one_line(tmp_path, sounds, capsys):
