@@ -185,10 +185,14 @@ def clip_embeddings(waveform: np.ndarray, yamnet, views: int = 1, level_dbfs: fl
 
     if level_dbfs is not None:
         waveform = augment.normalize_rms(waveform, level_dbfs)
-    shifted = augment.time_shifted_views(waveform, views)
-    if hasattr(yamnet, "embed_many"):  # TFLite YAMNet: the network runs once over the patches of all views
-        return np.concatenate(yamnet.embed_many(shifted))
-    return np.concatenate([yamnet.run(view)[1] for view in shifted])
+    return embed_waveforms(augment.time_shifted_views(waveform, views), yamnet)
+
+
+def embed_waveforms(waveforms: list[np.ndarray], yamnet) -> np.ndarray:
+    """The patches of several waveforms (views or copies of one clip), stacked: (patches, 1024)."""
+    if hasattr(yamnet, "embed_many"):  # TFLite YAMNet: the network runs once over all their patches
+        return np.concatenate(yamnet.embed_many(waveforms))
+    return np.concatenate([yamnet.run(waveform)[1] for waveform in waveforms])
 
 
 def augmented_embeddings(waveform: np.ndarray, yamnet, copies: int, seed: int, key: str,
@@ -202,9 +206,7 @@ def augmented_embeddings(waveform: np.ndarray, yamnet, copies: int, seed: int, k
     variants = [augment.random_augment(waveform, np.random.default_rng([seed, copy, zlib.crc32(key.encode())]),
                                        gain_db=None, snr_db=None, semitones=TRAINING.augment_semitones)
                 for copy in range(copies)]
-    if hasattr(yamnet, "embed_many"):
-        return np.concatenate(yamnet.embed_many(variants))
-    return np.concatenate([yamnet.run(variant)[1] for variant in variants])
+    return embed_waveforms(variants, yamnet)
 
 
 def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = True,

@@ -235,11 +235,16 @@ class YamnetListener:
     def __init__(self, score, detector: EventDetector, framer: StreamFramer):
         self.score, self.detector, self.framer = score, detector, framer
 
+    @property
+    def labels(self) -> list[str]:
+        """The labels that can fire (as FingerprintListener.labels)."""
+        return self.detector.firing_labels
+
     def push(self, samples) -> list[dict]:
         return self._feed(self.framer.push(samples))
 
     def flush(self) -> list[dict]:
-        """End of stream: the zero-padded tail windows YAMNet would score for a whole file."""
+        """End of stream: the window holding its last samples (see StreamFramer.flush)."""
         return self._feed(self.framer.flush())
 
     def finish(self) -> list[dict]:
@@ -306,8 +311,7 @@ def main(argv=None) -> int:
                 publisher.start()
             framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
             listeners.insert(0, YamnetListener(score, detector, framer))
-        firing = [label for listener in listeners for label in
-                  (listener.detector.firing_labels if isinstance(listener, YamnetListener) else listener.labels)]
+        firing = [label for listener in listeners for label in listener.labels]
 
         def emit(event: dict) -> None:
             event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")

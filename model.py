@@ -291,7 +291,7 @@ def load_custom_model(models_dir, backend: str = "tf") -> CustomModel:
         try:
             from tflite_backend import load_model_pipeline
 
-            return CustomModel(head=load_model_pipeline(models_dir), class_names=class_names, meta=meta,
+            return CustomModel(head=load_model_pipeline(models_dir, meta=meta), class_names=class_names, meta=meta,
                                prototypes=prototypes, prototype_labels=prototype_labels)
         except ImportError as e:  # ai-edge-litert missing: Keras can still answer, unless TFLite was asked for
             if backend == "tflite":

@@ -360,14 +360,14 @@ def load_lite_head(path, num_threads: int = DEFAULT_NUM_THREADS) -> LiteHead:
     return LiteHead(path, num_threads)
 
 
-def load_model_pipeline(models_dir, num_threads: int = DEFAULT_NUM_THREADS) -> LitePipeline:
+def load_model_pipeline(models_dir, num_threads: int = DEFAULT_NUM_THREADS, meta: dict | None = None) -> LitePipeline:
     """The classifier.tflite of a trained model folder, refused when it was exported from
     another training than the folder's model.json (e.g. a retraining that stopped half-way):
     their "created" timestamps and class names must match."""
     models_dir = Path(models_dir)
     path = models_dir / PIPELINE_TFLITE_FILENAME
     pipeline = load_lite_pipeline(str(path), num_threads)
-    meta = read_model_json(models_dir)
+    meta = read_model_json(models_dir) if meta is None else meta  # the caller may have read it already
     # The training's timestamp identifies it; other keys (thresholds) may be edited by hand.
     if meta.get("created") != pipeline.meta.get("created") or pipeline.class_names != meta.get("class_names"):
         raise TfliteError(f"{path} comes from another training than {models_dir / MODEL_JSON_FILENAME}: "
@@ -399,10 +399,9 @@ def lite_yamnet_for(handle: str, cache_dir=None, build: bool = True,
                     num_threads: int = DEFAULT_NUM_THREADS) -> LiteYamnet:
     """The LiteYamnet of a YAMNet handle, from the cache; with build=True a missing one is
     exported first (TensorFlow import + hub.load + conversion, ~20 s once)."""
-    from yamnet_classifier import load_yamnet, model_identity
+    from yamnet_classifier import check_yamnet_handle, load_yamnet, model_identity
 
-    if not handle or "://" not in handle and not Path(handle).is_dir():
-        load_yamnet(handle)  # raises YamnetError with the usual message
+    check_yamnet_handle(handle)  # a missing folder is the usual one-line YamnetError, before any hashing
     path = cached_yamnet_tflite_path(model_identity(handle), cache_dir)
     try:
         return load_lite_yamnet(str(path), num_threads)
