@@ -144,6 +144,20 @@ def parse_thresholds(specs: list[str], labels: list[str], model_thresholds: dict
     return {label: per_label.get(label, model_values.get(label, default)) for label in labels}
 
 
+def parse_min_frames(given: int | None, labels: list[str], model_min_frames: dict | None = None) -> dict[str, int]:
+    """{label: windows to start/end an event}: `given` (--min-frames) for every label, else the model's
+    operating point (model.json "min_frames"), else LISTEN.min_frames."""
+    if given is not None:
+        return {label: given for label in labels}
+    values = {}
+    for name, value in (model_min_frames or {}).items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DetectionError(f"model.json min_frames for {name!r} must be a whole number >= 1, got {value!r}; "
+                                 f"retrain with python train.py")
+        values[_label_for(name, labels, "model.json min_frames")] = value
+    return {label: values.get(label, LISTEN.min_frames) for label in labels}
+
+
 def can_fire(label: str) -> bool:
     """Every label but `background` (the "none of my sounds" class) can start events."""
     return label.lower() != BACKGROUND_CLASS
@@ -170,14 +184,15 @@ class EventDetector:
 
     def __init__(self, labels: list[str], thresholds: dict[str, float], min_frames: int = LISTEN.min_frames,
                  cooldown_s: float = LISTEN.cooldown_seconds, window_s: float = YAMNET.patch_window_seconds,
-                 label_cooldowns: dict[str, float] | None = None):
-        """`label_cooldowns` overrides `cooldown_s` for some labels; `window_s` = 0 takes the times given
-        to `update` as they are (for matchers that know when a sound is, not a window that holds it)."""
-        if min_frames < 1:
-            raise ValueError("min_frames must be at least 1")
+                 label_cooldowns: dict[str, float] | None = None, label_min_frames: dict[str, int] | None = None):
+        """`label_cooldowns` and `label_min_frames` override `cooldown_s` and `min_frames` for some labels
+        (a model's operating point); `window_s` = 0 takes the times given to `update` as they are (for
+        matchers that know when a sound is, not a window that holds it)."""
         self.labels = list(labels)
         self.thresholds = [thresholds[label] for label in self.labels]
-        self.min_frames = min_frames
+        self.min_frames = [(label_min_frames or {}).get(label, min_frames) for label in self.labels]
+        if min(self.min_frames, default=1) < 1:
+            raise ValueError("min_frames must be at least 1")
         self.cooldowns = [(label_cooldowns or {}).get(label, cooldown_s) for label in self.labels]
         self.window_s = window_s
         self._states = [_LabelState() if can_fire(label) else None for label in self.labels]
@@ -191,7 +206,8 @@ class EventDetector:
         """Feed one window's scores (one per label, in `labels` order); return the events it completes."""
         centre = window_start_s + self.window_s / 2
         events = []
-        for label, threshold, state, score in zip(self.labels, self.thresholds, self._states, scores):
+        for label, threshold, min_frames, state, score in zip(self.labels, self.thresholds, self.min_frames,
+                                                              self._states, scores):
             if state is None:
                 continue
             score = float(score)
@@ -205,7 +221,7 @@ class EventDetector:
                 state.run += 1
                 state.peak = max(state.peak, score)
                 state.last_above_s = centre
-                if state.run >= self.min_frames:
+                if state.run >= min_frames:
                     state.active, state.run = True, 0
                     events.append(_event("start", label, state.peak, state.start_s))
             elif above:
@@ -214,7 +230,7 @@ class EventDetector:
                 state.last_above_s = centre
             else:
                 state.run += 1
-                if state.run >= self.min_frames:
+                if state.run >= min_frames:
                     events.append(self._end(label, state))
         return events
 

@@ -219,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --stream: Audacity labels (start<TAB>end<TAB>label) of the sounds in it")
     parser.add_argument("--threshold", action="append", default=[], metavar="[LABEL=]P",
                         help="with --stream: score a window must reach, as listen.py's --threshold (repeatable)")
-    parser.add_argument("--min-frames", type=int, default=LISTEN.min_frames,
-                        help="with --stream: windows at/above threshold to start an event, as listen.py")
+    parser.add_argument("--min-frames", type=int, default=None,
+                        help=f"with --stream: windows at/above threshold to start an event, as listen.py "
+                             f"(default: the model's operating point, else {LISTEN.min_frames})")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="with --stream: auto (TFLite when its models exist), tf or tflite")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
@@ -314,7 +315,7 @@ def evaluate_stream(args) -> dict:
     writes stream.png. Returns stream_eval.stream_report plus the file names."""
     import stream_eval
     from audio_util import AudioError, load_audio_16k_mono
-    from detection import parse_thresholds
+    from detection import parse_min_frames, parse_thresholds
     from model import check_model_dir
     from tflite_backend import load_yamnet_and_model
 
@@ -332,15 +333,16 @@ def evaluate_stream(args) -> dict:
     yamnet, model = load_yamnet_and_model(args.yamnet, args.models_dir, args.backend)
     labels = model.class_names
     thresholds = parse_thresholds(args.threshold, labels, model.meta.get("thresholds"))
+    min_frames = parse_min_frames(args.min_frames, labels, model.meta.get("min_frames"))
     run = stream_eval.score_stream(
         waveform, lambda windows: np.stack([model.window_probabilities(w, yamnet) for w in windows]),
-        labels, thresholds, args.min_frames)
+        labels, thresholds, min_frames)
     report = stream_eval.stream_report(run, references, labels, thresholds)
     png = (args.out or args.models_dir) / STREAM_PNG
     stream_eval.plot_stream(png, run.times_s, run.scores, labels, references, thresholds, run.events,
                             title=args.stream.name)
     report.update(recording=str(args.stream), labels_file=str(args.labels), model=str(args.models_dir),
-                  min_frames=args.min_frames, stream_png=str(png))
+                  min_frames=min_frames, stream_png=str(png))
     return report
 
 
@@ -398,7 +400,7 @@ def main_stream(parser, args) -> int:
         parser.error("--stream needs --labels LABELS_TXT (an Audacity label track exported as text)")
     if args.cv:
         parser.error("--cv and --stream are separate evaluations")
-    if args.min_frames < 1:
+    if args.min_frames is not None and args.min_frames < 1:
         parser.error("--min-frames must be at least 1")
     import stream_eval
     from detection import DetectionError

@@ -22,7 +22,15 @@ from pathlib import Path
 from audio_source import PCM_FORMATS, SourceError, list_input_devices, open_device, open_file, open_pcm
 from audio_util import AudioError, detach_closed_stdout
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
-from detection import DetectionError, EventDetector, StreamFramer, can_fire, parse_class_list, parse_thresholds
+from detection import (
+    DetectionError,
+    EventDetector,
+    StreamFramer,
+    can_fire,
+    parse_class_list,
+    parse_min_frames,
+    parse_thresholds,
+)
 from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
 from model import ModelError, check_model_dir, read_model_json
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
@@ -82,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--threshold", action="append", default=[], metavar="[LABEL=]SCORE",
                         help=f"score that counts as present: SCORE for all labels, LABEL=SCORE for one (repeatable; "
                              f"beats model.json 'thresholds'; default {LISTEN.threshold})")
-    detect.add_argument("--min-frames", type=int, default=LISTEN.min_frames,
-                        help="windows at/above threshold to start an event, and below to end it")
+    detect.add_argument("--min-frames", type=int, default=None,
+                        help=f"windows at/above threshold to start an event, and below to end it (beats model.json "
+                             f"'min_frames'; default {LISTEN.min_frames})")
     detect.add_argument("--cooldown", type=float, default=LISTEN.cooldown_seconds,
                         help="seconds after an event ends before the same label may start again")
     detect.add_argument("--hop", type=float, default=YAMNET.patch_hop_seconds,
@@ -140,7 +149,7 @@ def check_args(args, parser) -> None:
             parser.error(f"--{name} only applies with --stdin")
     if args.rate is not None and args.rate <= 0 or args.channels is not None and args.channels < 1:
         parser.error("--rate and --channels must be positive")
-    if args.min_frames < 1:
+    if args.min_frames is not None and args.min_frames < 1:
         parser.error("--min-frames must be at least 1")
     if args.cooldown < 0:
         parser.error("--cooldown cannot be negative")
@@ -161,8 +170,9 @@ def check_args(args, parser) -> None:
 
 
 def labels_before_tensorflow(args) -> tuple[list[str], dict]:
-    """The labels to detect and the model's own thresholds, found without loading TensorFlow,
-    so a typo costs milliseconds. AudioSet names need YAMNet's class map: [] when it is a URL."""
+    """The labels to detect and the model's model.json (its operating point: "thresholds",
+    "min_frames"), found without loading TensorFlow, so a typo costs milliseconds. AudioSet names
+    need YAMNet's class map: [] when it is a URL."""
     if not args.custom and not args.classes:
         return [], {}
     if args.custom:
@@ -171,11 +181,24 @@ def labels_before_tensorflow(args) -> tuple[list[str], dict]:
             labels = read_class_names(args.models / CLASS_NAMES_FILENAME)
         except ClassMapError as e:
             raise ModelError(str(e)) from e
-        return labels, read_model_json(args.models).get("thresholds") or {}
+        return labels, read_model_json(args.models)
     class_map = Path(resolve_yamnet_handle(args.yamnet)) / "assets" / "yamnet_class_map.csv"
     if not class_map.is_file():
         return [], {}
     return parse_class_list(args.classes, load_yamnet_class_names(class_map)), {}
+
+
+def describe_operating_points(model_meta: dict) -> list[str]:
+    """What the model's stored operating points promise (train.py with background recordings)."""
+    lines = []
+    for label, point in (model_meta.get("operating_points") or {}).items():
+        try:
+            lines.append(f"{label}: score >= {point['threshold']:.6g} in {point['min_frames']} window(s) in a row "
+                         f"(model's operating point: ~{point['expected_false_per_hour']:.2g} false alarms/h, "
+                         f"~{point['expected_recall']:.0%} of sounds found on held-out background)")
+        except (KeyError, TypeError, ValueError):
+            continue  # a hand-edited model.json: the thresholds themselves were checked already
+    return lines
 
 
 def make_scorer(args, labels: list[str]):
@@ -287,13 +310,15 @@ def main(argv=None) -> int:
             print("\n".join(list_input_devices()) or "no input devices found")
             return 0
         use_yamnet = bool(args.custom or args.classes)
-        labels, model_thresholds = labels_before_tensorflow(args)
-        if labels:
-            parse_thresholds(args.threshold, labels, model_thresholds)  # fail fast on a bad --threshold
+        labels, model_meta = labels_before_tensorflow(args)
+        if labels:  # fail fast on a bad --threshold or operating point
+            parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
+            parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
         listeners, exact_labels = [], []
         if args.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
             rules = MATCH if args.min_votes is None else dataclasses.replace(MATCH, min_votes=args.min_votes)
-            fingerprints = FingerprintListener(load_index(args.fingerprints, rules), args.min_frames, args.cooldown, rules)
+            fingerprints = FingerprintListener(load_index(args.fingerprints, rules),
+                                               args.min_frames or LISTEN.min_frames, args.cooldown, rules)
             exact_labels = fingerprints.labels
             check_distinct_labels(labels, exact_labels)
             listeners.append(fingerprints)
@@ -304,8 +329,9 @@ def main(argv=None) -> int:
         if use_yamnet:
             labels, score = make_scorer(args, labels)
             check_distinct_labels(labels, exact_labels)
-            thresholds = parse_thresholds(args.threshold, labels, model_thresholds)
-            detector = EventDetector(labels, thresholds, args.min_frames, args.cooldown)
+            thresholds = parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
+            min_frames = parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
+            detector = EventDetector(labels, thresholds, LISTEN.min_frames, args.cooldown, label_min_frames=min_frames)
             if args.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
                 publisher = make_publisher(args, detector.firing_labels + exact_labels)
                 publisher.start()
@@ -326,6 +352,9 @@ def main(argv=None) -> int:
 
         where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
         print(f"listening to {source.name} for {', '.join(firing)}{where}", file=sys.stderr, flush=True)
+        if use_yamnet and not args.threshold and args.min_frames is None:
+            for line in describe_operating_points(model_meta):
+                print(line, file=sys.stderr, flush=True)
         run(source, listeners, emit, check)
         return 0
     except (AudioError, ClassMapError, DetectionError, FingerprintError, ModelError, MqttError, SourceError,

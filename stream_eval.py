@@ -324,19 +324,28 @@ class _RecordingDetector:
         return [dict(e, emitted_s=round(end, 3)) for e in self.detector.finish()]
 
 
+def event_detector(labels: list[str], thresholds: dict[str, float], min_frames: int | dict, cooldown_s: float):
+    """listen.py's EventDetector; `min_frames` one number or {label: windows} (a model's operating point)."""
+    from detection import EventDetector
+
+    if isinstance(min_frames, dict):
+        return EventDetector(labels, thresholds, LISTEN.min_frames, cooldown_s, label_min_frames=min_frames)
+    return EventDetector(labels, thresholds, min_frames, cooldown_s)
+
+
 def score_stream(waveform: np.ndarray, scorer, labels: list[str], thresholds: dict[str, float],
-                 min_frames: int = LISTEN.min_frames, cooldown_s: float = LISTEN.cooldown_seconds,
+                 min_frames: int | dict = LISTEN.min_frames, cooldown_s: float = LISTEN.cooldown_seconds,
                  hop_samples: int = YAMNET.patch_hop_samples) -> StreamRun:
     """Run a 16 kHz waveform through listen.py's own loop (listen.run with a YamnetListener:
     StreamFramer -> scorer -> EventDetector), in LISTEN.chunk_seconds chunks as a file source would. `scorer(windows (k, 15600)) -> (k, labels)`."""
     from audio_source import Source
-    from detection import EventDetector, StreamFramer
+    from detection import StreamFramer
     from listen import YamnetListener, run
 
     waveform = np.asarray(waveform, np.float32)
     step = max(1, round(SAMPLE_RATE * LISTEN.chunk_seconds))
     source = Source("waveform", (waveform[i:i + step] for i in range(0, len(waveform), step)))
-    detector = _RecordingDetector(EventDetector(labels, thresholds, min_frames, cooldown_s),
+    detector = _RecordingDetector(event_detector(labels, thresholds, min_frames, cooldown_s),
                                   LISTEN_WINDOW_SAMPLES / SAMPLE_RATE)
     events = []
     listener = YamnetListener(lambda window: np.asarray(scorer(window[None]))[0], detector,
@@ -347,12 +356,10 @@ def score_stream(waveform: np.ndarray, scorer, labels: list[str], thresholds: di
 
 
 def detect_events(times_s: np.ndarray, scores: np.ndarray, labels: list[str], thresholds: dict[str, float],
-                  min_frames: int = LISTEN.min_frames, cooldown_s: float = LISTEN.cooldown_seconds) -> list[dict]:
+                  min_frames: int | dict = LISTEN.min_frames, cooldown_s: float = LISTEN.cooldown_seconds) -> list[dict]:
     """EventDetector over scores already computed (e.g. from one YAMNet run over a whole stream):
     the same events score_stream gives for the same per-window scores, each with emitted_s."""
-    from detection import EventDetector
-
-    detector = _RecordingDetector(EventDetector(labels, thresholds, min_frames, cooldown_s),
+    detector = _RecordingDetector(event_detector(labels, thresholds, min_frames, cooldown_s),
                                   LISTEN_WINDOW_SAMPLES / SAMPLE_RATE)
     events = []
     for start, row in zip(times_s, scores):
