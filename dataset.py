@@ -23,7 +23,7 @@ class DatasetError(Exception):
     """A training folder that cannot train a classifier; the message says how to fix it."""
 
 
-def scan_training_folder(root) -> tuple[dict[str, list[Path]], list[str]]:
+def scan_training_folder(root, background_elsewhere: bool = False) -> tuple[dict[str, list[Path]], list[str]]:
     """{class name: sorted audio files} from one sub-folder per class, plus notes on what was ignored.
 
     Hidden files/folders are skipped; non-audio files and loose files in `root` are noted.
@@ -43,12 +43,13 @@ def scan_training_folder(root) -> tuple[dict[str, list[Path]], list[str]]:
         if other:
             notes.append(f"ignored {len(other)} non-audio file(s) in {folder}: "
                          + ", ".join(p.name for p in other[:5]) + (" ..." if len(other) > 5 else ""))
-    check_classes(root, files_by_class)
+    check_classes(root, files_by_class, background_elsewhere)
     return files_by_class, notes
 
 
-def check_classes(root, files_by_class: dict[str, list]) -> None:
-    """Refuse a training set that cannot make a meaningful classifier."""
+def check_classes(root, files_by_class: dict[str, list], background_elsewhere: bool = False) -> None:
+    """Refuse a training set that cannot make a meaningful classifier. `background_elsewhere`: background
+    recordings come from another folder (train.py --negatives), so one class of sounds is enough."""
     if not any(files_by_class.values()):
         raise DatasetError(
             f"no audio found in {root}: put clips in one sub-folder per class, e.g. {Path(root) / 'doorbell'}/clip1.wav"
@@ -58,7 +59,7 @@ def check_classes(root, files_by_class: dict[str, list]) -> None:
         raise DatasetError(
             f"class folder(s) with no audio: {', '.join(str(Path(root) / n) for n in empty)}; add clips or remove the folder"
         )
-    if len(files_by_class) < 2:
+    if len(files_by_class) < 2 and not background_elsewhere:
         (only,) = files_by_class
         raise DatasetError(
             f"only one class ({only!r}) in {root}: a one-class classifier answers {only!r} with 100% confidence to every sound; "
@@ -261,9 +262,9 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
     return result
 
 
-def scan_and_report(root) -> dict[str, list[Path]]:
+def scan_and_report(root, background_elsewhere: bool = False) -> dict[str, list[Path]]:
     """`scan_training_folder`, with its notes (non-audio files passed over) printed on stderr."""
-    files_by_class, notes = scan_training_folder(root)
+    files_by_class, notes = scan_training_folder(root, background_elsewhere)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return files_by_class
@@ -271,7 +272,8 @@ def scan_and_report(root) -> dict[str, list[Path]]:
 
 def embed_classes(root, files_by_class: dict[str, list[Path]], yamnet, cache: EmbeddingCache | None,
                   progress: bool = True, views: int = 1,
-                  level_dbfs: float | None = None) -> tuple[dict[str, list[Path]], EmbeddingResult]:
+                  level_dbfs: float | None = None,
+                  background_elsewhere: bool = False) -> tuple[dict[str, list[Path]], EmbeddingResult]:
     """Every clip of a scanned class folder embedded, unreadable ones reported on stderr; returns
     ({class: usable files}, embeddings). DatasetError when fewer than two classes keep a clip."""
     all_files = [path for files in files_by_class.values() for path in files]
@@ -279,7 +281,7 @@ def embed_classes(root, files_by_class: dict[str, list[Path]], yamnet, cache: Em
     for _path, reason in result.failed:
         print(f"skipped {reason}", file=sys.stderr)
     usable = {name: [p for p in files if p in result.embeddings] for name, files in files_by_class.items()}
-    check_classes(root, usable)
+    check_classes(root, usable, background_elsewhere)
     return usable, result
 
 

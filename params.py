@@ -103,6 +103,36 @@ class UnknownDefaults:
 
 
 UNKNOWN = UnknownDefaults()
+
+
+@dataclass(frozen=True)
+class StreamTrainingDefaults:
+    """How train.py turns background recordings into stream training and an operating point (issue 7;
+    each measured in bench/stream.py)."""
+
+    splice_copies: int = 3                 # each clip spliced this many times into background ...
+    splice_snr_db: tuple = (5.0, 30.0)     # ... at a signal-to-background ratio uniform in this range ...
+    splice_excerpt_seconds: tuple = (2.5, 4.0)  # ... into an excerpt this long (at least the clip + 1 s)
+    positive_coverage: float = 0.5         # a window holding >= this share of a clip is that class; one
+                                           # holding none of it is background; windows in between are dropped
+    max_background_windows: int = 12000    # background windows per training run (a random subset beyond)
+    hard_negative_score: float = 0.1       # background windows a first model scores above this for a sound ...
+    hard_negative_copies: int = 4          # ... are added this many more times for a second model
+    epochs: int = 30                       # many more frames than clip training: fewer passes suffice
+    batch_size: int = 128
+    folds: int = 3                         # cross-fitting folds that choose the operating point
+    segment_seconds: float = 30.0          # background recordings are dealt to folds in pieces this long
+    held_out_copies: int = 2               # held-out clips spliced this often into held-out background
+    max_false_per_hour: float = 1.0        # train.py --max-false-per-hour
+    min_threshold: float = 0.5             # operating points are searched from here ...
+    max_threshold: float = 0.99999         # ... to here, evenly in logit
+    threshold_steps: int = 120
+    max_min_frames: int = 4                # windows to start/end an event: 1 .. this
+    tail_events: int = 30                  # the false-alarm tail is fitted to the top this-many events
+    default_tail_slope: float = 1.0        # events fall e-fold per logit unit when too few to fit
+
+
+STREAM = StreamTrainingDefaults()
 UNKNOWN_LABEL = "unknown"
 
 # What the scripts treat as audio when they walk a folder (anything libsndfile reads).

@@ -38,7 +38,7 @@ from model import (
     pick_prototypes,
     save_custom_model,
 )
-from params import CLIP, CONFUSION_PNG, TRAINING, TRAINING_CURVE_PNG, YAMNET, YAMNET_ENV_VAR
+from params import BACKGROUND_CLASS, CLIP, CONFUSION_PNG, LISTEN, STREAM, TRAINING, TRAINING_CURVE_PNG, YAMNET, YAMNET_ENV_VAR
 from yamnet_classifier import YamnetError, load_yamnet, resolve_yamnet_handle
 
 
@@ -49,8 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("training_dir", type=Path, help="folder with one sub-folder of audio clips per class")
     parser.add_argument("output_dir", type=Path, help="where to write the trained model")
-    parser.add_argument("--epochs", type=int, default=TRAINING.epochs, help="training epochs")
-    parser.add_argument("--batch-size", type=int, default=TRAINING.batch_size, help="frames per training batch")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs (default {TRAINING.epochs}; {STREAM.epochs} with background recordings)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"frames per training batch (default {TRAINING.batch_size}; {STREAM.batch_size} with "
+                             f"background recordings)")
+    parser.add_argument("--negatives", type=Path, action="append", default=[], metavar="DIR",
+                        help=f"background recordings of any length (a kitchen, a TV evening, an hour of game music) "
+                             f"besides training_dir/{BACKGROUND_CLASS}/; repeatable")
+    parser.add_argument("--max-false-per-hour", type=float, default=STREAM.max_false_per_hour, metavar="X",
+                        help="with background recordings: choose each class's threshold and windows so that the "
+                             "listener raises at most this many false alarms per hour of such background")
+    parser.add_argument("--no-streams", action="store_true",
+                        help=f"treat {BACKGROUND_CLASS}/ as clips like any class: no splicing, no operating point")
     parser.add_argument("--val-split", type=float, default=TRAINING.val_split,
                         help="fraction of each class's files held out for validation (0 disables)")
     parser.add_argument("--no-refit", action="store_true",
@@ -98,7 +109,7 @@ def clip_accuracy(model: CustomModel, items, embeddings: dict) -> float | None:
     return correct / len(scored)
 
 
-def fit_head(args, num_classes: int, x, y, validation=None, print_epochs: bool = False):
+def fit_head(args, num_classes: int, x, y, validation=None, print_epochs: bool = False, class_weight=None):
     """A fresh head trained on frames x (n, 1024) with labels y (n,); returns (head, Keras history)."""
     from yamnet_classifier import import_tensorflow
 
@@ -112,6 +123,7 @@ def fit_head(args, num_classes: int, x, y, validation=None, print_epochs: bool =
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation_data=validation,
+        class_weight=class_weight,
         callbacks=[keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: print(format_epoch(epoch, args.epochs, logs), flush=True))]
         if print_epochs else [],
@@ -169,10 +181,37 @@ def clip_level(args) -> float | None:
     return None if args.no_level else args.level_dbfs
 
 
+def background_recordings(args, files_by_class: dict) -> list[Path]:
+    """The background recordings for stream training: training_dir/background/ and every --negatives folder."""
+    from audio_util import walk_audio_files
+
+    paths = list(files_by_class.get(BACKGROUND_CLASS, []))
+    for folder in args.negatives:
+        audio, _other = walk_audio_files(folder)
+        paths += audio
+    return paths
+
+
 def train(args) -> int:
-    files_by_class = scan_and_report(args.training_dir)  # fails fast, before YAMNet loads
+    files_by_class = scan_and_report(args.training_dir, background_elsewhere=bool(args.negatives))  # before YAMNet loads
+    for folder in args.negatives:
+        if not folder.is_dir():
+            raise DatasetError(f"--negatives {folder} is not a folder of background recordings")
+    recordings = [] if args.no_streams else background_recordings(args, files_by_class)
+    if args.negatives and not recordings:
+        raise DatasetError(f"no audio in {', '.join(map(str, args.negatives))}: --negatives needs background recordings")
+    streams = bool(recordings)
+    defaults = STREAM if streams else TRAINING
+    args.epochs = args.epochs or defaults.epochs
+    args.batch_size = args.batch_size or defaults.batch_size
     class_names = list(files_by_class)
     print(f"{len(class_names)} classes: " + ", ".join(f"{name} ({len(files)})" for name, files in files_by_class.items()))
+    if streams:
+        return train_streams(args, files_by_class, recordings)
+    if BACKGROUND_CLASS not in files_by_class:
+        print(f"note: no background recordings ({args.training_dir / BACKGROUND_CLASS}/ or --negatives), so no "
+              f"operating point: listen.py will use threshold {LISTEN.threshold} and {LISTEN.min_frames} window(s), "
+              f"and may cry wolf on sounds it never heard", file=sys.stderr)
 
     handle = resolve_yamnet_handle(args.yamnet)
     yamnet = embedding_yamnet(handle)
@@ -215,22 +254,8 @@ def train(args) -> int:
         head, _history = fit_head(args, len(class_names), x_all, y_all)
     print_unknown_thresholds(unknown)
 
-    mean_embeddings = np.stack([embeddings[path].mean(axis=0) for path, _label in all_items])
-    prototypes = pick_prototypes(mean_embeddings, np.array([label for _path, label in all_items]), args.seed)
     meta = {
-        "class_names": class_names,
-        "yamnet": {"handle": yamnet.handle, "identity": yamnet.identity},
-        "audio": {
-            "sample_rate": YAMNET.sample_rate,
-            "patch_window_seconds": YAMNET.patch_window_seconds,
-            "patch_hop_seconds": YAMNET.patch_hop_seconds,
-            "embedding_size": YAMNET.embedding_size,
-        },
-        "clip": {"views": args.views, "level_dbfs": clip_level(args)},
-        "head": {"hidden_units": TRAINING.hidden_units, "output": "logits"},
-        "inference": "each clip embedded as in \"clip\"; mean embedding over patches -> head -> softmax; "
-                     "\"unknown\" below the class's probability or similarity threshold",
-        "unknown": {**unknown, "similarity_to": "closest training clip of the class (cosine of mean embeddings)"},
+        **model_meta(args, yamnet, class_names, unknown),
         "training": {
             "training_dir": str(args.training_dir),
             "files_per_class": {name: len(files) for name, files in usable.items()},
@@ -251,18 +276,164 @@ def train(args) -> int:
             "validation_report": validation["report"],
             "cross_validation": cv_summary,
         },
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    write_model(args, handle, head, class_names, meta, all_items, embeddings, history, validation["report"])
+    return 0
+
+
+def model_meta(args, yamnet, class_names: list[str], unknown: dict) -> dict:
+    """The parts of model.json every training writes: what the model is and how it hears."""
+    return {
+        "class_names": class_names,
+        "yamnet": {"handle": yamnet.handle, "identity": yamnet.identity},
+        "audio": {
+            "sample_rate": YAMNET.sample_rate,
+            "patch_window_seconds": YAMNET.patch_window_seconds,
+            "patch_hop_seconds": YAMNET.patch_hop_seconds,
+            "embedding_size": YAMNET.embedding_size,
+        },
+        "clip": {"views": args.views, "level_dbfs": clip_level(args)},
+        "head": {"hidden_units": TRAINING.hidden_units, "output": "logits"},
+        "inference": "each clip embedded as in \"clip\"; mean embedding over patches -> head -> softmax; "
+                     "\"unknown\" below the class's probability or similarity threshold",
+        "unknown": {**unknown, "similarity_to": "closest training clip of the class (cosine of mean embeddings)"},
+    }
+
+
+def write_model(args, handle: str, head, class_names: list[str], meta: dict, clip_items, embeddings: dict, history,
+                report: dict | None) -> None:
+    """The model folder (see model.save_custom_model) with its prototypes, training curve and confusion matrix."""
+    meta["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    mean_embeddings = np.stack([embeddings[path].mean(axis=0) for path, _label in clip_items])
+    prototypes = pick_prototypes(mean_embeddings, np.array([label for _path, label in clip_items]), args.seed)
     save_custom_model(args.output_dir, head, class_names, meta, prototypes,
                       export_tflite=None if args.no_tflite else lambda out: export_pipeline(handle, head, out, meta))
     plot_training_curve(history.history, args.output_dir / TRAINING_CURVE_PNG)
-    if validation["report"]:
+    if report:
         from evaluate import plot_confusion
 
-        plot_confusion(validation["report"], args.output_dir / CONFUSION_PNG)
+        plot_confusion(report, args.output_dir / CONFUSION_PNG)
     else:  # one from an earlier training would describe another model
         (args.output_dir / CONFUSION_PNG).unlink(missing_ok=True)
     print(f"model written to {args.output_dir}")
+
+
+def load_recordings(paths: list[Path]) -> tuple[list[np.ndarray], list[Path]]:
+    """The readable background recordings (16 kHz mono) and their paths; unreadable ones are listed and skipped."""
+    from audio_util import iter_loaded_audio
+
+    waveforms, kept = [], []
+    for path, waveform in iter_loaded_audio(paths):
+        if isinstance(waveform, Exception):
+            print(f"skipped background recording {waveform}", file=sys.stderr)
+        elif len(waveform):
+            waveforms.append(waveform)
+            kept.append(path)
+    return waveforms, kept
+
+
+def train_streams(args, files_by_class: dict, recording_paths: list[Path]) -> int:
+    """Stream training (stream_training.py): the sound classes' clips, also spliced into the background
+    recordings; an operating point per class chosen by cross-fitting; the final head on everything."""
+    import stream_training
+    from evaluate import build_report, format_report
+
+    sound_classes = {name: files for name, files in files_by_class.items() if name != BACKGROUND_CLASS}
+    if not sound_classes:
+        raise DatasetError(f"only background in {args.training_dir}: add one sub-folder of clips per sound to detect")
+    class_names = list(sound_classes) + [BACKGROUND_CLASS]
+    background = len(class_names) - 1
+    folds = args.cv or STREAM.folds
+    handle = resolve_yamnet_handle(args.yamnet)
+    yamnet = embedding_yamnet(handle)
+    cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
+    usable, result = embed_classes(args.training_dir, sound_classes, yamnet, cache, progress=not args.quiet,
+                                   views=args.views, level_dbfs=clip_level(args), background_elsewhere=True)
+    embeddings = result.embeddings
+    print(f"embeddings: {result.computed} computed, {result.from_cache} from cache, {len(result.failed)} failed")
+    recordings, recording_paths = load_recordings(recording_paths)
+    if not recordings:
+        raise DatasetError("no readable background recordings: put some in "
+                           f"{args.training_dir / BACKGROUND_CLASS}/ or pass --negatives DIR")
+    minutes = sum(len(r) for r in recordings) / YAMNET.sample_rate / 60
+    print(f"background: {len(recordings)} recording(s), {minutes:.1f} min")
+    if minutes < 5:
+        print(f"note: {minutes:.1f} min of background is little to promise a false-alarm rate on; "
+              f"an hour of what the microphone usually hears works much better", file=sys.stderr)
+
+    from audio_util import iter_loaded_audio
+
+    clip_items = [(path, index) for index, files in enumerate(usable.values()) for path in files]
+    waveforms = dict(iter_loaded_audio([path for path, _ in clip_items]))
+    fold_of = {path: fold for fold, (_train, test) in
+               enumerate(cross_validation_folds(usable, folds, args.seed, args.group_by)) for path, _ in test}
+    parts, part_folds = stream_training.split_recordings(recordings, folds)
+    data = stream_training.StreamData(
+        class_names, [waveforms[p] for p, _ in clip_items], [label for _, label in clip_items],
+        [embeddings[p] for p, _ in clip_items], [fold_of[p] for p, _ in clip_items], parts, part_folds,
+        [str(p) for p, _ in clip_items])
+    embed = stream_training.WindowEmbedder(yamnet, clip_level(args), cache)
+
+    def fit(x, y):
+        head, history = fit_head(args, len(class_names), x, y,
+                                 class_weight=stream_training.balanced_weights(y, len(class_names)))
+        return CustomModel(head=head, class_names=class_names, meta={}), history
+
+    print(f"choosing the operating point: {folds}-fold cross-fitting on clips and background "
+          f"(<= {args.max_false_per_hour:g} false alarm(s) per hour)")
+    calibration = stream_training.cross_fit(fit, data, embed, folds, args.seed)
+    points = stream_training.choose_operating_points(calibration, class_names, background, args.max_false_per_hour)
+
+    tested = sorted(calibration.clip_probabilities)
+    report = None
+    if tested:
+        predicted = [int(np.argmax(calibration.clip_probabilities[i])) for i in tested]
+        report = build_report(class_names, [data.clip_labels[i] for i in tested], predicted,
+                              [data.names[i] for i in tested])
+        print(f"\nclips held out by the cross-fitting folds ({len(tested)}), classified as main.py --custom does:")
+        print(format_report(report))
+        report = {key: report[key] for key in ("accuracy", "per_class", "confusion", "labels", "clips", "macro")}
+    right = {}
+    for i in tested:
+        guess = int(np.argmax(calibration.clip_probabilities[i]))
+        if guess == data.clip_labels[i]:
+            right.setdefault(class_names[guess], []).append(float(calibration.clip_probabilities[i][guess]))
+    unknown = choose_unknown_thresholds(class_names, right, similarities_by_class(clip_items, embeddings, class_names))
+
+    print(f"final model: all {len(clip_items)} clips and {minutes:.1f} min of background")
+    model, history, counts = stream_training.train_detector(
+        fit, data, list(range(len(clip_items))), list(range(len(parts))), embed, np.random.default_rng([args.seed, folds]))
+    print(f"  {counts['clip_frames']} clip frames, {counts['spliced_windows']} spliced windows, "
+          f"{counts['background_windows']} background windows, {counts['hard_negatives']} hard negatives")
+    print_unknown_thresholds(unknown)
+    print(f"operating point (listen.py uses it by default; <= {args.max_false_per_hour:g} false alarm(s)/h asked):")
+    for point in points:
+        print(stream_training.format_operating_point(point, args.max_false_per_hour))
+
+    meta = {
+        **model_meta(args, yamnet, class_names, unknown),
+        "thresholds": {p.label: round(p.threshold, 6) for p in points},
+        "min_frames": {p.label: p.min_frames for p in points},
+        "operating_points": {p.label: p.as_dict() for p in points},
+        "training": {
+            "training_dir": str(args.training_dir),
+            "files_per_class": {name: len(files) for name, files in usable.items()},
+            "background_recordings": [str(p) for p in recording_paths],
+            "background_minutes": round(minutes, 2),
+            "max_false_per_hour": args.max_false_per_hour,
+            "folds": folds,
+            "group_by": args.group_by,
+            "frames": counts,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "learning_rate": TRAINING.learning_rate,
+            "final_loss": float(history.history["loss"][-1]),
+            "cross_fit_clip_accuracy": report["accuracy"] if report else None,
+            "validation_report": report,
+        },
+    }
+    write_model(args, handle, model.head, class_names, meta, clip_items, embeddings, history, report)
     return 0
 
 
@@ -380,10 +551,14 @@ def plot_training_curve(history: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be at least 1")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if not args.max_false_per_hour > 0:
+        parser.error("--max-false-per-hour must be more than 0")
+    if args.no_streams and args.negatives:
+        parser.error("--negatives needs stream training; drop --no-streams")
     if not 0 <= args.val_split < 1:
         parser.error("--val-split must be in [0, 1)")
     if args.views < 1:
