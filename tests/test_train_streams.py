@@ -66,9 +66,10 @@ def everyday(fsdd_dir, speakers, takes, seconds_each: float, rng) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def stream_model(tmp_path_factory, fsdd_dir, yamnet):
-    """A smoke_alarm model trained with background recordings; returns (model dir, stdout, base dir)."""
+    """A smoke_alarm model trained with background recordings (one of them broken); returns (model dir,
+    stdout + stderr, base dir)."""
     import io
-    from contextlib import redirect_stdout
+    from contextlib import redirect_stderr, redirect_stdout
 
     base = tmp_path_factory.mktemp("streams")
     rng = np.random.default_rng(7)
@@ -76,12 +77,13 @@ def stream_model(tmp_path_factory, fsdd_dir, yamnet):
         write_wav(base / "training" / "smoke_alarm" / f"alarm{i:02d}.wav", alarm(rng))
     write_wav(base / "training" / "background" / "home.wav", everyday(fsdd_dir, SPEAKERS_TRAIN, (0, 1), 45, rng))
     write_wav(base / "more_background" / "evening.wav", everyday(fsdd_dir, SPEAKERS_TRAIN, (2,), 30, rng))
-    out = io.StringIO()
-    with redirect_stdout(out):
+    (base / "more_background" / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
         code = train_cli.main([str(base / "training"), str(base / "models"), "--negatives", str(base / "more_background"),
                                "--cache-dir", str(base / "cache"), "--quiet", "--no-tflite"])
-    assert code == 0, out.getvalue()
-    return base / "models", out.getvalue(), base
+    assert code == 0, out.getvalue() + err.getvalue()
+    return base / "models", out.getvalue() + err.getvalue(), base
 
 
 def test_stream_training_stores_and_prints_an_operating_point(stream_model):
@@ -98,6 +100,7 @@ def test_stream_training_stores_and_prints_an_operating_point(stream_model):
     assert training["frames"]["spliced_windows"] > 0 and training["frames"]["background_windows"] > 0
     assert "operating point (listen.py uses it by default" in stdout and "smoke_alarm: threshold" in stdout
     assert "calibration fold 3/3" in stdout and "clips held out by the cross-fitting folds" in stdout
+    assert "skipped background recording" in stdout and "broken.wav" in stdout  # listed, and training went on
 
 
 def listen_events(path, models, capsys) -> list[dict]:
