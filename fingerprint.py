@@ -3,10 +3,12 @@
 Peaks are spectral maxima (a harmonic, a partial, a beep) that stand out from their neighbours in
 frequency and appear (a note starts) or vanish (it stops); noise has none, and gain and steady hum do
 not matter. Each peak is paired with the first few later peaks up to 1 s ahead, and each pair hashed as
-(start/end and frequency bin of each, frames between them). A replay of a registered sound under music
+(start/end and frequency bin of each, frames between them); a query keeps more peaks and pairs than a
+reference, so that the reference's survive a loud background. A replay of a registered sound under music
 or noise shares many landmarks with it *at one constant time offset*; unrelated audio shares few, at
-scattered offsets. Votes per (sound, offset) decide, and they must come from a fair share of the
-sound's moments: another melody that shares two notes with it agrees many times, but only there.
+scattered offsets. Votes per (sound, offset) decide, and they must confirm the sound segment by segment
+(0.26 s each) over most of what was heard of it: another melody that shares two or three notes with it
+agrees many times, but only there.
 
     python fingerprint.py add sounds/                       # one label per sub-folder
     python fingerprint.py list
@@ -27,7 +29,7 @@ import json
 import math
 import sqlite3
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +75,20 @@ class FingerprintParams:
     min_dt_frames: int = 2             # zone: from 2 frames later (not the same onset) ...
     max_dt_frames: int = 62            # ... to 62 frames (1 s) later (6 bits, one spare for look-up's dt+1) ...
     max_df_bins: int = 128             # ... and up to 128 bins (2 kHz) above or below
+    # A query (a replay under music or noise) has more peaks than its reference: louder ones of the
+    # background can push the reference's out of a frame's top few, or out of an anchor's first partners.
+    # So a query keeps more of each: the reference's landmarks are then among its own.
+    query_peaks_per_frame: int = 8
+    query_fanout: int = 20
 
     @property
     def frame_seconds(self) -> float:
         return self.hop / self.sample_rate  # 0.016
+
+    @property
+    def for_query(self) -> "FingerprintParams":
+        """The settings a query's landmarks are made with (denser than a reference's)."""
+        return replace(self, max_peaks_per_frame=self.query_peaks_per_frame, fanout=self.query_fanout)
 
 
 FINGERPRINT = FingerprintParams()
@@ -86,15 +98,22 @@ FINGERPRINT = FingerprintParams()
 class MatchDefaults:
     """Decision rules of matching, in files (`match`) and in streams (listen.py)."""
 
-    # A match: enough landmarks agree at one time offset, and they are a fair share of what the query
-    # could have shown (another melody sharing a few notes with the reference agrees on a sliver of it),
-    # and they come from several moments of the query (one chance coincidence of two notes, with all
-    # their harmonics, agrees many times but at one pair of moments).
-    min_votes: int = 10                  # landmarks agreeing at one offset ...
-    min_score: float = 0.05              # ... and at least this share of the reference's landmarks heard so far ...
-    min_event_pairs: int = 1             # ... pairing at least this many distinct (anchor, partner) moments ...
-    min_event_share: float = 0.5         # ... from at least this share of the reference's events heard so far ...
-    min_events: int = 4                  # ... and at least this many (or that share of all its events, if fewer)
+    # A match: enough landmarks agree at one time offset, and they are spread over the reference's time
+    # span, segment by segment: another melody sharing two or three notes with it, or a bell of the same
+    # pitch, agrees many times but only in one stretch of it; a replay under loud music loses many
+    # landmarks, but all over the reference.
+    min_votes: int = 15                  # landmarks agreeing at one offset ...
+    min_score: float = 0.03              # ... and at least this share of the reference's landmarks heard so far ...
+    plain_peak_frames: int = 8           # ... or, for a plain reference, with peaks in this few frames (a chime:
+    plain_peak_bins: int = 4             # all its landmarks join the same few strikes) or bins (a beep pattern),
+    plain_min_score: float = 0.3         # this share (other melodies have those few notes too);
+    min_segment_landmarks: int = 3       # a segment heard with fewer landmarks, or fewer than ...
+    tail_segment_share: float = 0.2      # ... this share of the reference's fullest segment's, is not counted;
+    min_segment_votes: int = 2           # a segment is confirmed by at least this many agreeing landmarks ...
+    min_segment_fraction: float = 0.1    # ... and this share of its landmarks heard;
+    min_covered_share: float = 0.5       # confirmed segments hold this share of the counted landmarks heard so far ...
+    min_segments: int = 4                # ... and number this many, or (shorter references) ...
+    min_segments_share: float = 0.75     # ... this share of all the reference's counted segments
     offset_tolerance_frames: int = 1     # votes within +-1 frame (16 ms) of an offset count for it
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
@@ -105,7 +124,7 @@ class MatchDefaults:
 MATCH = MatchDefaults()
 
 DB_FORMAT = "audio2mqtt-fingerprints"
-DB_VERSION = 2                      # 1: onset landmarks (before spectral peaks); refused
+DB_VERSION = 3                      # 1: onset landmarks; 2: before denser queries; refused
 DEFAULT_DB = DEFAULT_MODELS_DIR / "fingerprints.sqlite"
 META_FILENAME = "meta.json"         # optional, in sounds/<label>/: fields sent with every event of the label
 COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quiet after an event ends
@@ -113,8 +132,7 @@ PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x
 STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
 _BIN_BITS, _DT_BITS = 8, 6
 _DT_MASK = (1 << _DT_BITS) - 1
-EVENT_FRAMES = 2                   # peaks this close in time are one event (an onset spans two frames)
-EVENT_PAIRING_FRAMES = 8           # an event is expected to have found a partner 0.13 s after it
+SEGMENT_FRAMES = 16                # 0.26 s: a match must agree segment by segment across the reference
 HASH_BITS = 1 + _BIN_BITS + 1 + _BIN_BITS + _DT_BITS  # 24: start/end and frequency bin of each peak, frames between
 
 
@@ -242,6 +260,12 @@ class LandmarkExtractor:
         return hashes, a[:, 0]
 
 
+def peak_bins(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frequency bins of the anchor and the partner peak of each landmark, (n,) each."""
+    hashes = np.asarray(hashes, np.int64)
+    return (hashes >> (_DT_BITS + _BIN_BITS + 1)) & 0xFF, (hashes >> _DT_BITS) & 0xFF
+
+
 def _is_maximum(level: np.ndarray) -> np.ndarray:
     """(frames, bins) -> bool: local maxima across frequency (the edges never are)."""
     peak = np.zeros(level.shape, bool)
@@ -256,36 +280,59 @@ def landmarks(waveform: np.ndarray, params: FingerprintParams = FINGERPRINT) -> 
 
 # --- matching: votes per (sound, time offset) ---------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Reference:
-    """One registered recording and its landmarks."""
+    """One registered recording and its landmarks (one object per sound: compared by identity)."""
 
     sound_id: int
     label: str
-    name: str                # <label>/<file>, e.g. doorbell/ring.wav
+    name: str                  # <label>/<file>, e.g. doorbell/ring.wav
     duration_s: float
-    frames: np.ndarray       # sorted frames of its landmarks' anchor peaks ...
-    completes: np.ndarray | None = None  # ... and of their partner peaks: "how many could have been heard by now"
+    frames: np.ndarray         # frame of each landmark's anchor peak, sorted ...
+    partner_frames: np.ndarray  # ... and of its partner peak, same order: when the landmark is complete
+    peak_bins: int             # distinct frequency bins of its peaks: a beep pattern has one or two
 
     @property
     def landmark_count(self) -> int:
         return len(self.frames)
 
+    @functools.cached_property
+    def _completes(self) -> np.ndarray:
+        return np.sort(self.partner_frames)
+
     def landmarks_between(self, first_frame: int, last_frame: int) -> int:
         """How many of its landmarks lie in frames first..last (inclusive), both peaks."""
-        ends = self.frames if self.completes is None else self.completes
-        return max(0, int(np.searchsorted(ends, last_frame, "right") - np.searchsorted(self.frames, first_frame, "left")))
+        return max(0, int(np.searchsorted(self._completes, last_frame, "right")
+                          - np.searchsorted(self.frames, first_frame, "left")))
 
     @functools.cached_property
-    def event_frames(self) -> np.ndarray:
-        """First frame of each of its events: its landmarks' anchor frames, those within EVENT_FRAMES merged."""
-        frames = np.unique(self.frames)
-        return frames[np.concatenate([[True], np.diff(frames) > EVENT_FRAMES])] if len(frames) else frames
+    def segment_entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """(landmark, segment) pairs, (m,) each: a landmark belongs to the SEGMENT_FRAMES-long segments of
+        both its peaks, so a sound's last note, which anchors few landmarks, still has its own."""
+        anchor, partner = self.frames // SEGMENT_FRAMES, self.partner_frames // SEGMENT_FRAMES
+        apart = np.flatnonzero(partner != anchor)
+        return (np.concatenate([np.arange(self.landmark_count), apart]), np.concatenate([anchor, partner[apart]]))
 
-    def events_between(self, first_frame: int, last_frame: int) -> int:
-        """How many of its events start in frames first..last (inclusive) and have had time to pair."""
-        return int(np.searchsorted(self.event_frames, last_frame - EVENT_PAIRING_FRAMES, "right")
-                   - np.searchsorted(self.event_frames, first_frame, "left"))
+    @functools.cached_property
+    def peak_frames(self) -> int:
+        """Distinct frames its landmarks' peaks lie in: a chime has a few per strike, a melody or a word dozens."""
+        return len(np.unique(np.concatenate([self.frames, self.partner_frames])))
+
+    @functools.cached_property
+    def segment_sizes(self) -> np.ndarray:
+        """Landmarks in each segment of the reference, (segments,)."""
+        return np.bincount(self.segment_entries[1], minlength=1)
+
+    def segment_counts(self, found: np.ndarray, first_frame: int, last_frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment, (landmarks a query covering frames first..last could show, those of `found` (indices)
+        among them), (segments,) each."""
+        landmark, segment = self.segment_entries
+        heard = (self.frames >= first_frame) & (self.partner_frames <= last_frame)
+        agreed = np.zeros(self.landmark_count, bool)
+        agreed[found] = True
+        count = len(self.segment_sizes)
+        return (np.bincount(segment[heard[landmark]], minlength=count),
+                np.bincount(segment[heard[landmark] & agreed[landmark]], minlength=count))
 
 
 @dataclass(frozen=True)
@@ -293,12 +340,13 @@ class Match:
     """A reference heard in a query: from query frame `offset_frames` on, `votes` of its landmarks agree."""
 
     reference: Reference
-    offset_frames: int   # query frame where the reference's frame 0 falls (may be negative)
-    votes: int
-    expected: int        # landmarks of the reference that the query could have shown
-    events: int = 0      # distinct moments of the query the votes' anchor peaks come from
-    event_pairs: int = 0  # distinct (anchor, partner) moments of the votes
-    expected_events: int = 0  # events of the reference that the query could have shown
+    offset_frames: int        # query frame where the reference's frame 0 falls (may be negative)
+    votes: int                # distinct landmarks of the reference found there (never more than it has)
+    expected: int             # landmarks of the reference that the query could have shown
+    segments_confirmed: int = 0  # segments (SEGMENT_FRAMES) of the reference confirmed by their own landmarks ...
+    segments_total: int = 0   # ... of all its segments that count (see counted_segments)
+    covered: int = 0          # landmarks heard in the confirmed segments ...
+    countable: int = 0        # ... and in all the counted segments heard
 
     @property
     def score(self) -> float:
@@ -311,16 +359,39 @@ class Match:
                 "score": round(self.score, 4)}
 
 
-def votes_needed(landmarks_heard: int, rules: MatchDefaults = MATCH) -> float:
+def votes_needed(reference: Reference, landmarks_heard: int, rules: MatchDefaults = MATCH) -> float:
     """Votes that make a match when `landmarks_heard` of the reference's landmarks could have been heard."""
-    return max(rules.min_votes, rules.min_score * landmarks_heard)
+    plain = reference.peak_frames <= rules.plain_peak_frames or reference.peak_bins <= rules.plain_peak_bins
+    share = rules.plain_min_score if plain else rules.min_score
+    return max(rules.min_votes, share * landmarks_heard)
+
+
+def counted_segments(reference: Reference, rules: MatchDefaults = MATCH) -> np.ndarray:
+    """Which of the reference's segments count for coverage (bool, (segments,)): not a quiet tail or gap."""
+    sizes = reference.segment_sizes
+    return sizes >= max(rules.min_segment_landmarks, rules.tail_segment_share * sizes.max())
+
+
+def assess(reference: Reference, offset: int, found: np.ndarray, first_frame: int, last_frame: int,
+           rules: MatchDefaults = MATCH) -> Match:
+    """The evidence for `reference` at `offset`: `found` are its landmarks (indices) that agree, from a
+    query that covered its frames first..last. A segment is confirmed when enough of its own landmarks
+    agree; chance agreements are a few stray landmarks, not a stretch of the sound."""
+    expected, agreeing = reference.segment_counts(found, first_frame, last_frame)
+    counted = counted_segments(reference, rules)
+    countable = counted & (expected >= rules.min_segment_landmarks)
+    confirmed = countable & (agreeing >= np.maximum(rules.min_segment_votes, rules.min_segment_fraction * expected))
+    return Match(reference, offset, len(found), reference.landmarks_between(first_frame, last_frame),
+                 int(confirmed.sum()), int(counted.sum()),
+                 int(expected[confirmed].sum()), int(expected[countable].sum()))
 
 
 def is_match(match: Match, rules: MatchDefaults = MATCH) -> bool:
-    """Enough agreeing landmarks, from enough distinct moments of the query."""
-    return (match.votes >= votes_needed(match.expected, rules) and match.event_pairs >= rules.min_event_pairs
-            and match.events >= rules.min_event_share * match.expected_events
-            and match.events >= min(rules.min_events, math.ceil(rules.min_event_share * len(match.reference.event_frames))))
+    """Enough agreeing landmarks, in segments that hold a fair share of what was heard of the reference,
+    and enough of those segments to cover most of the reference (or its first second or so)."""
+    return (match.votes >= votes_needed(match.reference, match.expected, rules)
+            and match.covered >= rules.min_covered_share * match.countable
+            and match.segments_confirmed >= min(rules.min_segments, math.ceil(rules.min_segments_share * match.segments_total)))
 
 
 class FingerprintIndex:
@@ -332,13 +403,17 @@ class FingerprintIndex:
         self.params = params
         self.references = {r.sound_id: r for r in references}
         self.metadata = metadata or {}
+        self.duration_frames = {r.sound_id: math.ceil(r.duration_s / params.frame_seconds) for r in references}
+        nothing = np.zeros(0, np.int64)
         all_hashes = np.concatenate([hashes[r.sound_id] for r in references]) if references else np.zeros(0, np.uint32)
-        all_frames = np.concatenate([r.frames for r in references]) if references else np.zeros(0, np.int64)
-        all_ids = np.concatenate([np.full(r.landmark_count, r.sound_id) for r in references]) if references else np.zeros(0)
+        all_frames = np.concatenate([r.frames for r in references]) if references else nothing
+        all_ids = np.concatenate([np.full(r.landmark_count, r.sound_id) for r in references]) if references else nothing
+        numbers = np.concatenate([np.arange(r.landmark_count) for r in references]) if references else nothing
         order = np.argsort(all_hashes, kind="stable")
         self.hashes = all_hashes[order].astype(np.uint32)
         self.frames = all_frames[order].astype(np.int64)
         self.sound_ids = all_ids[order].astype(np.int64)
+        self.landmark_numbers = numbers[order].astype(np.int64)  # which of its sound's landmarks each entry is
         # where each possible hash's entries start: a look-up is two array reads, not a binary search
         # (64 MB of int32 for the 24-bit hash space; built in a fraction of a second)
         counts = np.bincount(self.hashes, minlength=1 << HASH_BITS)
@@ -351,7 +426,7 @@ class FingerprintIndex:
     def lookup(self, hashes: np.ndarray, times: np.ndarray,
                dt_tolerance: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every agreement of a query landmark with a registered one, as (sound ids, offsets in frames,
-        query frames of the anchor peak, query frames of the partner peak), shapes (m,) each.
+        query frames of the anchor peak, which of the sound's landmarks agreed), shapes (m,) each.
         Offset = query frame - reference frame. With `dt_tolerance` 1, a landmark whose peaks are one
         frame further apart or closer also agrees."""
         hashes = np.asarray(hashes, np.int64)
@@ -371,77 +446,72 @@ class FingerprintIndex:
         # one vote per query landmark and (sound, offset), whichever of its dt variants agreed
         # (packed into one int64: < 4M query landmarks, < 1M sounds, offsets within +-4.6 h)
         _, first = np.unique((query % n) << 41 | sound_ids << 21 | (offsets + (1 << 20)), return_index=True)
-        return sound_ids[first], offsets[first], times[query][first], (times + (hashes & _DT_MASK))[query][first]
+        return sound_ids[first], offsets[first], times[query][first], self.landmark_numbers[entries][first]
 
 
-def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, times: np.ndarray, partners: np.ndarray,
-                 tolerance: int = MATCH.offset_tolerance_frames, min_votes: int = 1,
-                 worth=None) -> dict[int, tuple[int, int, int, int]]:
-    """{sound id: (offset, votes, events, event pairs)} of the best offset per sound, for sounds with at least
-    `min_votes`: a vote is a query landmark agreeing with one of the sound's at that offset (+-tolerance
-    frames); `events` counts the distinct moments of the query (peaks within EVENT_FRAMES merged) its
-    agreeing anchor peaks come from, and `event pairs` the distinct (anchor, partner) moments. One chance
-    coincidence (two notes of another melody a beat apart, with all their harmonics) gives many votes
-    but one event pair. `worth(sound, offset, votes)`, if given, says which sounds deserve counting moments."""
+def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, numbers: np.ndarray,
+                 tolerance: int = MATCH.offset_tolerance_frames, min_votes: int = 1, worth=None,
+                 apart: dict[int, int] | None = None, only: np.ndarray | None = None) -> list[tuple[int, int, np.ndarray]]:
+    """The best offsets of each sound, as [(sound id, offset, its landmarks that agree there)], most votes
+    first, for offsets with at least `min_votes`: a vote is a query landmark agreeing with one of the sound's
+    (`numbers`) at that offset +-tolerance frames. One offset per sound, or with `apart` {sound: frames},
+    every offset that is that far from the better ones (a sound played twice). `worth(sound, offset,
+    votes)`, if given, says which offsets deserve a closer look; `only`, if given, which sounds may."""
     if len(sound_ids) == 0:
-        return {}
+        return []
     span = 1 << 24  # offsets are far smaller than this
     all_keys = sound_ids * (2 * span) + (offsets + span)
-    keys, counts = np.unique(all_keys, return_counts=True)
+    by_key = np.argsort(all_keys, kind="stable")  # one sort serves the counting and the gathering below
+    sorted_keys = all_keys[by_key]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+    keys, counts = sorted_keys[starts], np.diff(np.append(starts, len(sorted_keys)))
     near = counts.copy()
     for shift in range(1, tolerance + 1):
         for sign in (-1, 1):
             where = np.minimum(np.searchsorted(keys, keys + sign * shift), len(keys) - 1)
             near += np.where(keys[where] == keys + sign * shift, counts[where], 0)
     enough = near >= min_votes
+    if only is not None:
+        enough &= np.isin(keys // (2 * span), only)
     keys, counts, near = keys[enough], counts[enough], near[enough]
-    best = {}
-    order = np.lexsort((keys, -counts, -near))  # most votes first; ties: most votes exactly there
-    for k in order:
-        sound = int(keys[k] // (2 * span))
-        if sound not in best:
-            best[sound] = (int(keys[k] % (2 * span) - span), int(near[k]), int(keys[k]))
-    if worth is not None:
-        best = {sound: b for sound, b in best.items() if worth(sound, b[0], b[1])}
-    if not best:
-        return {}
-    by_key = np.argsort(all_keys, kind="stable")
-    sorted_keys = all_keys[by_key]
-    result = {}
-    for sound, (offset, votes, key) in best.items():
-        lo, hi = np.searchsorted(sorted_keys, [key - tolerance, key + tolerance + 1])
-        mine = by_key[lo:hi]
-        moments = np.unique(np.concatenate([times[mine], partners[mine]]))
-        cluster = np.concatenate([[0], np.cumsum(np.diff(moments) > EVENT_FRAMES)])
-        a = cluster[np.searchsorted(moments, times[mine])]
-        b = cluster[np.searchsorted(moments, partners[mine])]
-        result[sound] = (offset, votes, len(np.unique(a)), len(np.unique(a * (1 << 20) + b)))
-    return result
+    chosen = {}
+    for k in np.lexsort((keys, -counts, -near)):  # most votes first; ties: most votes exactly there
+        sound, offset = int(keys[k] // (2 * span)), int(keys[k] % (2 * span) - span)
+        taken = chosen.setdefault(sound, [])
+        if taken and (apart is None or any(abs(offset - o) < apart[sound] for o, _ in taken)):
+            continue
+        if worth is None or worth(sound, offset, int(near[k])):
+            taken.append((offset, int(keys[k])))
+    result = []
+    for sound, taken in chosen.items():
+        for offset, key in taken:
+            lo, hi = np.searchsorted(sorted_keys, [key - tolerance, key + tolerance + 1])
+            result.append((sound, offset, np.unique(numbers[by_key[lo:hi]])))
+    return sorted(result, key=lambda r: -len(r[2]))
 
 
 def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarray, query_frames: int,
                     rules: MatchDefaults = MATCH) -> list[Match]:
-    """References found in a query of `query_frames` frames, best first."""
-    matches = []
-    found = index.lookup(hashes, times)
+    """References found in a query of `query_frames` frames, in order of time; a sound heard twice is
+    found twice."""
+    sound_ids, offsets, _, numbers = index.lookup(hashes, times)
 
     def worth(sound, offset, votes):
-        return votes >= votes_needed(index.references[sound].landmarks_between(-offset, query_frames - 1 - offset), rules)
-
-    for sound, (offset, votes, events, pairs) in best_offsets(*found, rules.offset_tolerance_frames, rules.min_votes,
-                                                              worth).items():
         reference = index.references[sound]
-        heard = reference.landmarks_between(-offset, query_frames - 1 - offset)
-        match = Match(reference, offset, votes, heard, events, pairs,
-                      reference.events_between(-offset, query_frames - 1 - offset))
+        return votes >= votes_needed(reference, reference.landmarks_between(-offset, query_frames - 1 - offset), rules)
+
+    matches = []
+    for sound, offset, found in best_offsets(sound_ids, offsets, numbers, rules.offset_tolerance_frames,
+                                             rules.min_votes, worth, index.duration_frames):
+        match = assess(index.references[sound], offset, found, -offset, query_frames - 1 - offset, rules)
         if is_match(match, rules):
             matches.append(match)
-    return sorted(matches, key=lambda m: (-m.votes, m.reference.name))
+    return sorted(matches, key=lambda m: (m.offset_frames, -m.votes, m.reference.name))
 
 
 def match_waveform(index: FingerprintIndex, waveform: np.ndarray, rules: MatchDefaults = MATCH) -> list[Match]:
-    """References found anywhere in a 16 kHz recording, best first (one offset per reference)."""
-    hashes, times = landmarks(waveform, index.params)
+    """References found anywhere in a 16 kHz recording, in order of time (each time a sound plays)."""
+    hashes, times = landmarks(waveform, index.params.for_query)
     return match_landmarks(index, hashes, times, len(waveform) // index.params.hop, rules)
 
 
@@ -449,20 +519,19 @@ class StreamMatcher:
     """Matches a live 16 kHz stream, pushed in chunks, against an index.
 
     Keeps the agreements of the last `stream_history_seconds`; after each push, `push` returns the
-    matches that are on: enough votes at one offset, and the reference still playing there (its
-    duration plus `stream_grace_seconds` from its matched start).
+    matches that the push's agreements made or confirmed: enough votes at one offset, and the reference
+    still playing there (its duration plus `stream_grace_seconds` from its matched start).
     """
 
     def __init__(self, index: FingerprintIndex, rules: MatchDefaults = MATCH):
         self.index, self.rules = index, rules
-        self.extractor = LandmarkExtractor(index.params)
+        self.extractor = LandmarkExtractor(index.params.for_query)
         self.history_frames = round(rules.stream_history_seconds / index.params.frame_seconds)
         self.grace_frames = round(rules.stream_grace_seconds / index.params.frame_seconds)
         self._sound_ids = np.zeros(0, np.int64)
         self._offsets = np.zeros(0, np.int64)
         self._times = np.zeros(0, np.int64)
-        self._partners = np.zeros(0, np.int64)
-        self.duration_frames = {sound: round(r.duration_s / index.params.frame_seconds) for sound, r in index.references.items()}
+        self._numbers = np.zeros(0, np.int64)
 
     @property
     def frames_done(self) -> int:
@@ -474,39 +543,40 @@ class StreamMatcher:
 
     def end_frame(self, match: Match) -> int:
         """The last frame at which `match` is still on: its reference's end plus the grace."""
-        return match.offset_frames + round(match.reference.duration_s / self.index.params.frame_seconds) + self.grace_frames
+        return match.offset_frames + self.index.duration_frames[match.reference.sound_id] + self.grace_frames
 
     def push(self, samples: np.ndarray) -> list[Match]:
-        """Feed samples; return the matches on now, best first (at most one per label)."""
+        """Feed samples; return the matches they make or confirm, best first (at most one per label)."""
         hashes, times = self.extractor.push(samples)
         live = times >= STREAM_WARMUP_FRAMES  # a live stream's first frames rise "from silence" everywhere
-        sound_ids, offsets, times, partners = self.index.lookup(hashes[live], times[live])
+        sound_ids, offsets, times, numbers = self.index.lookup(hashes[live], times[live])
         now = self.frames_done
         keep = self._times >= now - self.history_frames
         self._sound_ids = np.concatenate([self._sound_ids[keep], sound_ids])
         self._offsets = np.concatenate([self._offsets[keep], offsets])
         self._times = np.concatenate([self._times[keep], times])
-        self._partners = np.concatenate([self._partners[keep], partners])
-        found = {}
+        self._numbers = np.concatenate([self._numbers[keep], numbers])
 
-        def heard(sound, offset):
+        def heard(offset):
             return max(-offset, now - self.history_frames - offset), now - 1 - offset
 
         def worth(sound, offset, votes):  # cheap tests first: most chance agreements stop here
-            return (now <= offset + self.duration_frames[sound] + self.grace_frames
-                    and votes >= votes_needed(self.index.references[sound].landmarks_between(*heard(sound, offset)), self.rules))
+            return (now <= offset + self.index.duration_frames[sound] + self.grace_frames
+                    and votes >= votes_needed(self.index.references[sound],
+                                             self.index.references[sound].landmarks_between(*heard(offset)), self.rules))
 
-        for sound, (offset, votes, events, pairs) in best_offsets(self._sound_ids, self._offsets, self._times, self._partners,
-                                                                  self.rules.offset_tolerance_frames, self.rules.min_votes,
-                                                                  worth).items():
-            reference = self.index.references[sound]
-            first, last = heard(sound, offset)
-            match = Match(reference, offset, votes, reference.landmarks_between(first, last), events, pairs,
-                          reference.events_between(first, last))
-            if now > self.end_frame(match) or not is_match(match, self.rules):
-                continue  # past its end (what is left in the history is the past), or too few votes
-            if reference.label not in found or match.votes > found[reference.label].votes:
-                found[reference.label] = match
+        # only sounds that gained agreements now can have become a match (an event, once on, is held by
+        # FingerprintListener until its sound ends)
+        found = {}
+        for sound, offset, numbers in best_offsets(self._sound_ids, self._offsets, self._numbers,
+                                                   self.rules.offset_tolerance_frames, self.rules.min_votes, worth,
+                                                   self.index.duration_frames, only=np.unique(sound_ids)):
+            match = assess(self.index.references[sound], offset, numbers, *heard(offset), self.rules)
+            if not is_match(match, self.rules):
+                continue
+            label = match.reference.label
+            if label not in found or match.votes > found[label].votes:
+                found[label] = match
         return sorted(found.values(), key=lambda m: -m.votes)
 
 
@@ -650,8 +720,9 @@ class FingerprintStore:
                 raise FingerprintError(f"{self.path}: damaged fingerprint database (sound {name!r} has "
                                        f"{len(h)} hashes for {count} landmarks); delete it and run add again")
             order = np.argsort(f, kind="stable")
-            completes = np.sort(f.astype(np.int64) + (h.astype(np.int64) & _DT_MASK))
-            references.append(Reference(sound_id, label, name, duration, f[order].astype(np.int64), completes))
+            partners = f.astype(np.int64) + (h.astype(np.int64) & _DT_MASK)
+            references.append(Reference(sound_id, label, name, duration, f[order].astype(np.int64), partners[order],
+                                        len(np.unique(np.concatenate(peak_bins(h))))))
             hashes[sound_id] = h[order].astype(np.uint32)
         return FingerprintIndex(references, hashes, FINGERPRINT, self.labels())
 
@@ -891,7 +962,7 @@ def main(argv=None) -> int:
     match.add_argument("clips", nargs="+", help="audio files or folders")
     match.add_argument("--json", action="store_true", help="one JSON object per clip")
     match.add_argument("--min-votes", type=int, default=MATCH.min_votes,
-                       help="agreeing landmarks a match needs (besides a share of the reference's landmarks and moments)")
+                       help="agreeing landmarks a match needs (besides a share of the reference's landmarks and segments)")
     args = parser.parse_args(argv)
     if args.command == "match" and args.min_votes < 1:
         match.error("--min-votes must be at least 1")
@@ -910,10 +981,14 @@ def main(argv=None) -> int:
 
 class FingerprintListener:
     """Live events of registered sounds: a StreamMatcher feeding the same EventDetector as YAMNet's
-    scores (hysteresis in pushes, per-label cooldown from meta.json). Returns event dicts that carry
-    method "fingerprint", the matched reference, its votes and the label's metadata."""
+    scores (hysteresis in pushes), with per-label cooldown from meta.json. Returns event dicts that carry
+    method "fingerprint", the matched reference, its votes and the label's metadata.
+
+    The cooldown silences a repeat of the sound, not a better-heard one: a match with OUTVOTE_FACTOR
+    times the votes of the event before still starts an event (that one was likely a false match)."""
 
     METHOD = "fingerprint"
+    OUTVOTE_FACTOR = 2.0
 
     def __init__(self, index: FingerprintIndex, min_frames: int = 1, cooldown_s: float = 0.0,
                  rules: MatchDefaults = MATCH):
@@ -921,23 +996,31 @@ class FingerprintListener:
 
         self.index, self.matcher = index, StreamMatcher(index, rules)
         self.labels = index.labels
-        cooldowns = {label: info.cooldown for label, info in index.metadata.items() if info.cooldown is not None}
-        self.detector = EventDetector(self.labels, dict.fromkeys(self.labels, 0.5), min_frames, cooldown_s,
-                                      window_s=0.0, label_cooldowns=cooldowns)
+        self.cooldowns = {label: cooldown_s if index.metadata.get(label, LabelInfo({})).cooldown is None
+                          else index.metadata[label].cooldown for label in self.labels}
+        # cooldowns are kept here, not in the detector: they need the votes of the event that began them
+        self.detector = EventDetector(self.labels, dict.fromkeys(self.labels, 0.5), min_frames, 0.0, window_s=0.0)
         self._events_on = {}  # label -> the Match its current event stands for
+        self._quiet = {}      # label -> (stream seconds it is quiet until, votes of the event that ended)
 
     def push(self, samples: np.ndarray) -> list[dict]:
         """Feed 16 kHz samples (any amount); return the events they complete."""
         matches = {m.reference.label: m for m in self.matcher.push(samples)}
-        now = self.matcher.frames_done
+        now, now_s = self.matcher.frames_done, self.matcher.seconds_done
         for label, on in self._events_on.items():
             match = matches.get(label)
-            if match and match.reference == on.reference and abs(match.offset_frames - on.offset_frames) <= 1:
+            if match and match.reference is on.reference and abs(match.offset_frames - on.offset_frames) <= 1:
                 self._events_on[label] = max(on, match, key=lambda m: m.votes)  # its best view of the match
             elif now <= self.matcher.end_frame(on):
                 matches[label] = on  # recognised once, a sound plays to its end: a noisy stretch does not end it
+            elif match:
+                del matches[label]   # another sound of the label: this event ends first, then that one starts
+        for label in [label for label in matches if label not in self._events_on]:
+            until_s, votes = self._quiet.get(label, (-math.inf, 0))
+            if now_s < until_s and matches[label].votes < self.OUTVOTE_FACTOR * votes:
+                del matches[label]   # a repeat inside the cooldown
         scores = [1.0 if label in matches else 0.0 for label in self.labels]
-        return [self._describe(event, matches) for event in self.detector.update(self.matcher.seconds_done, scores)]
+        return [self._describe(event, matches) for event in self.detector.update(now_s, scores)]
 
     def flush(self) -> list[dict]:
         """End of stream: nothing is held back (a stream's landmarks are matched as they come)."""
@@ -953,6 +1036,7 @@ class FingerprintListener:
             match = self._events_on[label] = matches[label]
         else:
             match = self._events_on.pop(label)
+            self._quiet[label] = (event["offset_s"] + self.cooldowns[label], match.votes)
         frame_s = self.index.params.frame_seconds
         onset = match.offset_frames * frame_s
         if event["event"] == "start":
