@@ -1,9 +1,14 @@
 """Detection on streams: recall, false alarms per hour and latency, seed recipe vs candidates, one table.
 
-    python bench/stream.py            # the table: 28 min on 2 busy cores with a cold cache, 18 min warm
-    python bench/stream.py --folds 1 --recipes seed   # a quick look
+    python bench/stream.py            # seed vs default, 6 folds: about 30 min on 2 busy cores
+    python bench/stream.py --folds 1 --recipes seed   # a quick look; --recipes seed,spliced,level,hard,... for more
 
-Row groups (--recipes): seed = train.py's recipe at 0.5 with 1 and 2 windows, and with an operating
+Row groups (--recipes): default = what `python train.py training/ models/` does with background
+recordings (stream_training.py: clips and their 8 levelled views, clips spliced into the background,
+background windows, hard negatives, its own operating point from 3-fold cross-fitting with the
+background files held out by speaker), and the same head at 0.5 with 1 and 2 windows; nolevel and
+noclips = default without levelling the listener's windows / without the clips' own frames;
+seed = train.py's clip recipe (no background recordings) at 0.5 with 1 and 2 windows, and with an operating
 point; spliced = takes spliced into background, coverage-labelled windows, background windows as
 negatives, balanced class weights (1 and 2 windows at 0.5, and an operating point); level = spliced
 with every window levelled to -20 dBFS (boost <= 30 dB, as the new params.CLIP default); hard =
@@ -38,6 +43,8 @@ sed_scores_eval's threshold-free score on the raw window scores (dtc = gtc = 0.1
 """
 
 import argparse
+import dataclasses
+import functools
 import hashlib
 import sys
 import time
@@ -51,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import augment  # noqa: E402
 import stream_eval  # noqa: E402
-from params import BACKGROUND_CLASS, LISTEN, SAMPLE_RATE, TRAINING, YAMNET  # noqa: E402
+from params import BACKGROUND_CLASS, CLIP, LISTEN, SAMPLE_RATE, STREAM, TRAINING, YAMNET  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import DEFAULT_FSDD, fsdd_files  # noqa: E402
@@ -239,7 +246,8 @@ def check_long_run(embedder: Embedder, waveform: np.ndarray, level_dbfs: float |
     windows = [w if level_dbfs is None else augment.normalize_rms(w, level_dbfs, max_gain_db=WINDOW_MAX_GAIN_DB)
                for _, w in framer.push(waveform) + framer.flush()]
     per_window = np.stack([embedder.yamnet.run(w)[1][0] for w in windows])
-    n = min(len(fast), len(per_window))
+    # all but the last: the framer's last window is the stream's last 0.975 s, YAMNet's is zero-padded
+    n = min(len(fast), len(per_window)) - 1
     return len(fast), len(per_window), float(np.abs(fast[:n] - per_window[:n]).max())
 
 
@@ -262,6 +270,7 @@ class TrainingData:
     calibration: list             # [Stream] of a held-out training speaker (targets labelled)
     embedder: Embedder
     seed: int = TRAINING.seed
+    groups: dict = field(default_factory=dict)  # {class name: [speaker of each take]}
 
 
 @dataclass
@@ -275,9 +284,12 @@ class Detector:
     note: str = ""
     calibration: dict = field(default_factory=dict)
     level_dbfs: float | None = None  # windows levelled to this before YAMNet (None: as they are)
+    listener: object = None          # stream_training.WindowEmbedder + model: scores exactly as listen.py does
 
     def stream_scores(self, stream: Stream, embedder: Embedder) -> np.ndarray:
         """(windows, labels) scores of a stream, its windows embedded the way this detector expects."""
+        if self.listener is not None:
+            return self.listener(stream.waveform)
         return self.score(embedder(stream.waveform, self.level_dbfs))
 
 
@@ -455,6 +467,62 @@ def train_spliced_level(data: TrainingData) -> Detector:
     return train_spliced(data, level_dbfs=LEVEL_DBFS)
 
 
+def train_default(data: TrainingData, window_level: bool = True, clip_frames: bool = True) -> Detector:
+    """train.py's stream training (stream_training.py), as `python train.py training/ models/` runs it with
+    the targets in training/digit_7/ and the background recordings in training/background/: clips levelled
+    and embedded as 8 views, also spliced into the background; background windows; hard negatives; the
+    operating point per class from 3-fold cross-fitting (folds by speaker, as --cv 3 --group-by would)."""
+    import stream_training
+    from dataset import EmbeddingCache, clip_embeddings
+    from model import CustomModel
+    from params import BACKGROUND_CLASS as BACKGROUND
+    from tflite_backend import lite_yamnet_for
+    from train import fit_head
+
+    lite = lite_yamnet_for(data.embedder.yamnet.handle)
+    cache = EmbeddingCache(data.embedder.cache.folder, lite.identity)
+    class_names = list(data.files_by_class) + [BACKGROUND]
+    waveforms, labels, frames, groups = [], [], [], []
+    for index, (name, takes) in enumerate(data.files_by_class.items()):
+        for take, group in zip(takes, data.groups.get(name) or range(len(takes))):
+            digest = hashlib.sha256(take.tobytes()).hexdigest() + f"-views{CLIP.views}-rms{CLIP.level_dbfs:g}dBFS"
+            embedded = cache.get(digest)
+            if embedded is None:
+                embedded = clip_embeddings(take, lite, CLIP.views, CLIP.level_dbfs)
+                cache.put(digest, embedded)
+            waveforms.append(take)
+            labels.append(index)
+            frames.append(embedded if clip_frames else embedded[:0])
+            groups.append(group)
+    order = sorted(set(groups), key=str)
+    rng = np.random.default_rng(data.seed)
+    fold_of_group = {g: i % STREAM.folds for i, g in enumerate(rng.permutation(order))}
+    parts, part_folds = stream_training.split_recordings(data.background, STREAM.folds)
+    stream_data = stream_training.StreamData(class_names, waveforms, labels, frames,
+                                             [fold_of_group[g] for g in groups], parts, part_folds)
+    embed = stream_training.WindowEmbedder(lite, CLIP.level_dbfs if window_level else None, cache)
+    args = SimpleNamespace(seed=data.seed, epochs=STREAM.epochs, batch_size=STREAM.batch_size)
+
+    def fit(x, y):
+        head, history = fit_head(args, len(class_names), x, y,
+                                 class_weight=stream_training.balanced_weights(y, len(class_names)))
+        return CustomModel(head=head, class_names=class_names, meta={}), history
+
+    calibration = stream_training.cross_fit(fit, stream_data, embed, STREAM.folds, data.seed, log=lambda *a: None)
+    background = len(class_names) - 1
+    points = stream_training.choose_operating_points(calibration, class_names, background, STREAM.max_false_per_hour)
+    model, _history, counts = stream_training.train_detector(fit, stream_data, list(range(len(waveforms))),
+                                                             list(range(len(parts))), embed,
+                                                             np.random.default_rng([data.seed, STREAM.folds]))
+    point = points[0]
+    note = (f"{counts}; op {point.threshold:.4g}/{point.min_frames}w expected recall {point.expected_recall:.0%} "
+            f"at {point.expected_false_per_hour:.2g}/h ({point.observed_false_alarms} seen in "
+            f"{point.background_hours:.2f} h)" + ("" if point.meets else " (budget NOT met)"))
+    return Detector(class_names, model.frame_probabilities, {p.label: p.threshold for p in points} | {BACKGROUND: 1.0},
+                    {p.label: p.min_frames for p in points}, note, point.as_dict(), CLIP.level_dbfs,
+                    listener=lambda waveform: stream_training.window_scores(model, *embed(waveform), background))
+
+
 @dataclass
 class Row:
     name: str
@@ -462,9 +530,15 @@ class Row:
     min_frames: int | None = None   # override the detector's (seed at 1 and 2 windows)
     calibrate: bool = False         # train on 4 speakers, keeping the 5th for the operating point
     operating_point: bool = False   # choose (threshold, min_frames) on the 5th speaker's streams
+    threshold: float | None = None  # override the detector's thresholds (the default's head at 0.5)
 
 
 ROWS = {
+    "default": [Row("default: train.py streams + op. point", train_default),
+                Row("default's head, 0.5, 1 window", train_default, 1, threshold=0.5),
+                Row("default's head, 0.5, 2 windows", train_default, 2, threshold=0.5)],
+    "nolevel": [Row("default, windows not levelled", functools.partial(train_default, window_level=False))],
+    "noclips": [Row("default, no clip frames", functools.partial(train_default, clip_frames=False))],
     "seed": [Row("seed (train.py), 0.5, 1 window", train_seed, 1),
              Row("seed (train.py), 0.5, 2 windows", train_seed, 2),
              Row("seed + operating point @1/h", train_seed, calibrate=True, operating_point=True)],
@@ -508,7 +582,7 @@ def evaluate(detector: Detector, min_frames: int, streams: dict, label: str, res
     """Score every test stream (scenario -> [Stream]) and add its counts to `result`."""
     for scenario, items in streams.items():
         for stream in items:
-            embedder(stream.waveform, detector.level_dbfs)  # YAMNet (cached) is not part of the run time
+            detector.stream_scores(stream, embedder)  # YAMNet (then cached) is not part of the run time
             start = time.perf_counter()
             scores = detector.stream_scores(stream, embedder)
             times = window_starts(len(scores))
@@ -570,7 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD, help="FSDD recordings folder")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="embedding cache (outside the repo)")
     parser.add_argument("--target", type=int, default=7, choices=range(10), metavar="DIGIT", help="the digit to detect")
-    parser.add_argument("--recipes", default=",".join(ROWS), help=f"comma-separated recipe groups: {', '.join(ROWS)}")
+    parser.add_argument("--recipes", default="seed,default",
+                        help=f"comma-separated recipe groups: {', '.join(ROWS)}")
     parser.add_argument("--folds", type=int, default=6, help="how many held-out speakers (folds) to run, 1..6")
     parser.add_argument("--seed", type=int, default=0, help="seed for streams, splicing and weights")
     parser.add_argument("--plot", type=Path, default=None,
@@ -654,7 +729,8 @@ def main(argv=None) -> int:
                 data = TrainingData({label: [w for s in train_speakers for w in material[s]["targets"]]},
                                     [w for s in train_speakers for w in material[s]["background"]],
                                     [st for sc in streams[calibration_speaker].values() for st in sc],
-                                    embedder, args.seed)
+                                    embedder, args.seed,
+                                    {label: [s for s in train_speakers for _ in material[s]["targets"]]})
                 start = time.perf_counter()
                 trained[key] = (row.recipe(data), time.perf_counter() - start)
             detector, seconds = trained[key]
@@ -665,8 +741,16 @@ def main(argv=None) -> int:
             result = results[row.name]
             result.train_s += seconds
             min_frames = row.min_frames or detector.min_frames
+            if row.threshold is not None:
+                detector = dataclasses.replace(detector, thresholds={label: row.threshold for label in detector.labels})
+            before = dict(result.counts)
             evaluate(detector, min_frames, streams[held_out], label, result, embedder)
-            result.notes.append(f"fold {held_out}: {detector.note}")
+            measured = ", ".join(
+                f"{sc} {c.found - before.get(sc, stream_eval.ClassCounts()).found} found, "
+                f"{c.false_alarms - before.get(sc, stream_eval.ClassCounts()).false_alarms} false alarms in "
+                f"{(c.background_s - before.get(sc, stream_eval.ClassCounts()).background_s) / 3600:.2f} h"
+                for sc, c in result.counts.items())
+            result.notes.append(f"fold {held_out}: {detector.note}; measured: {measured}")
             c = {sc: result.counts[sc] for sc in result.counts}
             log(f"  {row.name} | test {held_out}: {detector.note} | cumulative " +
                 ", ".join(f"{sc} recall {_f(v.recall, '{:.0%}')} FA/h {_f(v.false_per_hour, '{:.0f}')}" for sc, v in c.items()))
@@ -690,6 +774,9 @@ def main(argv=None) -> int:
           f"event publishable, F1 = DCASE event-based onset F1 (sed_eval, 0.5 s collar), PSDS = threshold-free "
           f"(sed_scores_eval). YAMNet: {embedder.seconds:.0f} s for {embedder.audio_s / 60:.0f} min of audio not "
           f"cached; total wall time {time.perf_counter() - start_all:.0f} s")
+    for row in rows:  # what each operating point promised, fold by fold (calibration: measured <= 2x promised?)
+        if row.operating_point or (row.recipe is train_default and row.threshold is None):
+            print(f"{row.name}:\n  " + "\n  ".join(results[row.name].notes))
     return 0
 
 
