@@ -338,6 +338,11 @@ def train_streams(args, files_by_class: dict, recording_paths: list[Path]) -> in
     import stream_training
     from evaluate import build_report, format_report
 
+    ignored = [flag for flag, given in (("--augment", args.augment), ("--no-refit", args.no_refit),
+                                        ("--val-split", args.val_split != TRAINING.val_split)) if given]
+    if ignored:
+        print(f"note: {', '.join(ignored)} not used: with background recordings the clips are judged by "
+              f"cross-fitting folds (--cv K) and the final model trains on everything", file=sys.stderr)
     sound_classes = {name: files for name, files in files_by_class.items() if name != BACKGROUND_CLASS}
     if not sound_classes:
         raise DatasetError(f"only background in {args.training_dir}: add one sub-folder of clips per sound to detect")
