@@ -59,6 +59,9 @@ def check_classes(root, files_by_class: dict[str, list], background_elsewhere: b
         raise DatasetError(
             f"class folder(s) with no audio: {', '.join(str(Path(root) / n) for n in empty)}; add clips or remove the folder"
         )
+    if list(files_by_class) == [BACKGROUND_CLASS]:
+        raise DatasetError(f"only {BACKGROUND_CLASS}/ in {root}: add one sub-folder of clips per sound to detect, "
+                           f"e.g. {Path(root) / 'doorbell'}/")
     if len(files_by_class) < 2 and not background_elsewhere:
         (only,) = files_by_class
         raise DatasetError(

@@ -352,9 +352,12 @@ def main(argv=None) -> int:
 
         where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
         print(f"listening to {source.name} for {', '.join(firing)}{where}", file=sys.stderr, flush=True)
-        if use_yamnet and not args.threshold and args.min_frames is None:
+        if use_yamnet:
             for line in describe_operating_points(model_meta):
                 print(line, file=sys.stderr, flush=True)
+            if model_meta.get("operating_points") and (args.threshold or args.min_frames is not None):
+                print("(--threshold/--min-frames given: they replace the operating point where they apply)",
+                      file=sys.stderr, flush=True)
         run(source, listeners, emit, check)
         return 0
     except (AudioError, ClassMapError, DetectionError, FingerprintError, ModelError, MqttError, SourceError,

@@ -130,6 +130,8 @@ class StreamTrainingDefaults:
     max_min_frames: int = 4                # windows to start/end an event: 1 .. this
     tail_events: int = 30                  # the false-alarm tail is fitted to the top this-many events
     default_tail_slope: float = 1.0        # events fall e-fold per logit unit when too few to fit
+    max_extrapolation: float = 10.0        # never promise fewer than (1 event / held-out hours) / this:
+                                           # 20 min of background can back "1 per hour", not "1 per week"
 
 
 STREAM = StreamTrainingDefaults()

@@ -326,7 +326,8 @@ def threshold_grid() -> np.ndarray:
 def estimated_false_alarms(grid: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Expected false alarms at each threshold: the observed count where many events were seen, and
     beyond, an exponential tail in logit(threshold) fitted to the last STREAM.tail_events events (never
-    below what was observed). Held-out background is short: "0 seen" is no promise of "< 1 per hour"."""
+    below what was observed, nor below 1 / STREAM.max_extrapolation events). Held-out background is
+    short: "0 seen" is no promise of "< 1 per hour", and a tail says little far beyond its data."""
     counts = np.asarray(counts, np.float64)
     z = logit(grid)
     tail = (counts >= 1) & (counts <= STREAM.tail_events)
@@ -342,13 +343,13 @@ def estimated_false_alarms(grid: np.ndarray, counts: np.ndarray) -> np.ndarray:
         anchor_z, anchor_count = z[0], 1.0
     if len(seen) and tail.sum() >= 3:  # the fitted line through the tail's centre
         anchor_z, anchor_count = float(np.mean(z[tail])), float(np.exp(np.mean(np.log(counts[tail]))))
-    extrapolated = anchor_count * np.exp(-slope * (z - anchor_z))
+    extrapolated = np.maximum(anchor_count * np.exp(-slope * (z - anchor_z)), 1 / STREAM.max_extrapolation)
     return np.where(counts > STREAM.tail_events, counts, np.maximum(counts, extrapolated))
 
 
 def recall_at(excerpts: list, class_index: int, min_frames: int, grid: np.ndarray) -> tuple[np.ndarray, int]:
     """Share of the class's held-out spliced clips found at each threshold (an event would start on a
-    window holding part of the clip), and how many clips that is out of."""
+    window holding part of the clip), and how many spliced clips that is out of."""
     peaks = []
     for scores, coverage, label in excerpts:
         if label != class_index:
@@ -395,7 +396,8 @@ def choose_operating_point(calibration: Calibration, class_names: list[str], cla
         counts = np.array([sum(count_events(s[:, class_index], t, min_frames) for s in calibration.background_scores)
                            for t in grid])
         rates = estimated_false_alarms(grid, counts) / hours
-        recall, clips = recall_at(calibration.excerpts, class_index, min_frames, grid)
+        recall, spliced = recall_at(calibration.excerpts, class_index, min_frames, grid)
+        clips = spliced // STREAM.held_out_copies
         within = rates <= max_false_per_hour
         # the lowest threshold from which every higher one is within budget too
         ok = np.flatnonzero(np.logical_and.accumulate(within[::-1])[::-1])
@@ -417,16 +419,23 @@ def choose_operating_points(calibration: Calibration, class_names: list[str], ba
             for i in range(len(class_names)) if i != background_index]
 
 
+def round_up(rate: float) -> str:
+    """A rate rounded up to two significant digits, for a suggestion the user can paste."""
+    digits = 1 - math.floor(math.log10(rate)) if rate > 0 else 0
+    return f"{math.ceil(rate * 10 ** digits) / 10 ** digits:g}"
+
+
 def format_operating_point(point: OperatingPoint, max_false_per_hour: float) -> str:
     """One line for train.py's output, and a warning when the budget cannot be met."""
     line = (f"  {point.label}: threshold {point.threshold:.6g}, {point.min_frames} window(s): expected recall "
-            f"{point.expected_recall:.0%} of {point.held_out_clips} held-out clips in background, "
+            f"{point.expected_recall:.0%} of {point.held_out_clips} held-out clips (each spliced into held-out "
+            f"background {STREAM.held_out_copies} times), "
             f"~{point.expected_false_per_hour:.2g} false alarms/h "
             f"({point.observed_false_alarms} seen in {point.background_hours * 60:.0f} min of held-out background)")
     if not point.meets:
         line += (f"\nwarning: {point.label} cannot meet {max_false_per_hour:g} false alarm(s) per hour on this "
                  f"background: the best reached is ~{point.expected_false_per_hour:.2g}/h, at "
                  f"{point.expected_recall:.0%} recall; add more clips of {point.label} and more background "
-                 f"recordings like the ones it fires on, or pass --max-false-per-hour "
-                 f"{math.ceil(point.expected_false_per_hour * 10) / 10:g}")
+                 f"recordings (longer ones let it promise lower rates), or pass --max-false-per-hour "
+                 f"{round_up(point.expected_false_per_hour)}")
     return line

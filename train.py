@@ -182,24 +182,30 @@ def clip_level(args) -> float | None:
 
 
 def background_recordings(args, files_by_class: dict) -> list[Path]:
-    """The background recordings for stream training: training_dir/background/ and every --negatives folder."""
+    """The background recordings for stream training: training_dir/background/ and every --negatives
+    folder, each file once (a folder given twice would count its hours twice)."""
     from audio_util import walk_audio_files
 
     paths = list(files_by_class.get(BACKGROUND_CLASS, []))
     for folder in args.negatives:
-        audio, _other = walk_audio_files(folder)
+        if not folder.is_dir():
+            raise DatasetError(f"--negatives {folder} is not a folder of background recordings")
+        audio, other = walk_audio_files(folder)
+        if not audio:
+            raise DatasetError(f"no audio in {folder}: --negatives needs a folder of background recordings")
+        if other:
+            print(f"note: ignored {len(other)} non-audio file(s) in {folder}: "
+                  + ", ".join(p.name for p in other[:5]) + (" ..." if len(other) > 5 else ""), file=sys.stderr)
         paths += audio
-    return paths
+    unique = {}
+    for path in paths:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def train(args) -> int:
     files_by_class = scan_and_report(args.training_dir, background_elsewhere=bool(args.negatives))  # before YAMNet loads
-    for folder in args.negatives:
-        if not folder.is_dir():
-            raise DatasetError(f"--negatives {folder} is not a folder of background recordings")
     recordings = [] if args.no_streams else background_recordings(args, files_by_class)
-    if args.negatives and not recordings:
-        raise DatasetError(f"no audio in {', '.join(map(str, args.negatives))}: --negatives needs background recordings")
     streams = bool(recordings)
     defaults = STREAM if streams else TRAINING
     args.epochs = args.epochs or defaults.epochs

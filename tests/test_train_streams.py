@@ -94,7 +94,7 @@ def test_stream_training_stores_and_prints_an_operating_point(stream_model):
     assert meta["thresholds"]["smoke_alarm"] == point["threshold"] >= 0.5
     assert meta["min_frames"]["smoke_alarm"] == point["min_frames"] in (1, 2, 3, 4)
     assert point["meets_budget"] and point["expected_false_per_hour"] <= 1.0
-    assert point["expected_recall"] >= 0.8 and point["held_out_clips"] == 32
+    assert point["expected_recall"] >= 0.8 and point["held_out_clips"] == 16
     training = meta["training"]
     assert len(training["background_recordings"]) == 2 and training["background_minutes"] > 4
     assert training["frames"]["spliced_windows"] > 0 and training["frames"]["background_windows"] > 0
