@@ -419,6 +419,10 @@ def format_stream_report(report: dict) -> str:
         lines.append(f"PSDS (sed_scores_eval, dtc {p['dtc']:g}, gtc {p['gtc']:g}, up to {p['max_efpr']:g} false/h): {p['psds']:.3f}")
     if report.get("unknown_labels"):
         lines.append(f"labels that are not classes of the model (counted as background): {', '.join(map(repr, report['unknown_labels']))}")
+    windows = report.get("min_frames")
+    lines.append("events start at: " + ", ".join(
+        f"{label} >= {threshold:.6g}" + (f" in {windows[label]} window(s)" if isinstance(windows, dict) else "")
+        for label, threshold in report["thresholds"].items()))
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from detection import StreamFramer
 from params import CLIP, SAMPLE_RATE, STREAM, YAMNET
 
 WINDOW_BATCH = 256  # windows embedded per YAMNet call (bounds memory: 256 log-mel patches)
+MEMORY_CACHE_SECONDS = 20.0  # recordings longer than this (not spliced excerpts) stay embedded in memory
 
 
 # --- the listener's windows, embedded ----------------------------------------------------------------
@@ -43,7 +44,7 @@ class WindowEmbedder:
 
     def __init__(self, yamnet, level_dbfs: float | None, cache=None):
         self.yamnet, self.level_dbfs, self.cache = yamnet, level_dbfs, cache
-        self.computed_windows = 0
+        self._recordings = {}  # long recordings are embedded once per run, even with --no-cache
 
     def __call__(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from dataset import embed_waveforms
@@ -54,7 +55,9 @@ class WindowEmbedder:
         suffix = "-listener-windows" + ("" if self.level_dbfs is None else
                                         f"-rms{self.level_dbfs:g}dBFS-max{CLIP.window_max_gain_db:g}dB")
         digest = hashlib.sha256(waveform.tobytes()).hexdigest() + suffix
-        cached = self.cache.get(digest) if self.cache else None
+        cached = self._recordings.get(digest)
+        if cached is None and self.cache:
+            cached = self.cache.get(digest)
         if cached is not None and len(cached) == len(windows):
             return cached, audible
         if self.level_dbfs is not None:
@@ -63,7 +66,8 @@ class WindowEmbedder:
                                      for i in range(0, len(windows), WINDOW_BATCH)]).astype(np.float32)
         if len(embeddings) != len(windows):  # one patch per 15600-sample window, as the listener sees it
             raise RuntimeError(f"YAMNet gave {len(embeddings)} patches for {len(windows)} windows")
-        self.computed_windows += len(windows)
+        if len(waveform) > MEMORY_CACHE_SECONDS * SAMPLE_RATE:
+            self._recordings[digest] = embeddings
         if self.cache:
             try:
                 self.cache.put(digest, embeddings)

@@ -338,6 +338,16 @@ def load_recordings(paths: list[Path]) -> tuple[list[np.ndarray], list[Path]]:
     return waveforms, kept
 
 
+def stream_fit(args, class_names: list[str]):
+    """`fit(x, y) -> (model, history)` for stream_training: a fresh head with balanced class weights."""
+    from stream_training import balanced_weights
+
+    def fit(x, y):
+        head, history = fit_head(args, len(class_names), x, y, class_weight=balanced_weights(y, len(class_names)))
+        return CustomModel(head=head, class_names=class_names, meta={}), history
+    return fit
+
+
 def train_streams(args, files_by_class: dict, recording_paths: list[Path]) -> int:
     """Stream training (stream_training.py): the sound classes' clips, also spliced into the background
     recordings; an operating point per class chosen by cross-fitting; the final head on everything."""
@@ -384,11 +394,7 @@ def train_streams(args, files_by_class: dict, recording_paths: list[Path]) -> in
         [embeddings[p] for p, _ in clip_items], [fold_of[p] for p, _ in clip_items], parts, part_folds,
         [str(p) for p, _ in clip_items])
     embed = stream_training.WindowEmbedder(yamnet, clip_level(args), cache)
-
-    def fit(x, y):
-        head, history = fit_head(args, len(class_names), x, y,
-                                 class_weight=stream_training.balanced_weights(y, len(class_names)))
-        return CustomModel(head=head, class_names=class_names, meta={}), history
+    fit = stream_fit(args, class_names)
 
     print(f"choosing the operating point: {folds}-fold cross-fitting on clips and background "
           f"(<= {args.max_false_per_hour:g} false alarm(s) per hour)")

@@ -474,10 +474,9 @@ def train_default(data: TrainingData, window_level: bool = True, clip_frames: bo
     operating point per class from 3-fold cross-fitting (folds by speaker, as --cv 3 --group-by would)."""
     import stream_training
     from dataset import EmbeddingCache, clip_embeddings
-    from model import CustomModel
     from params import BACKGROUND_CLASS as BACKGROUND
     from tflite_backend import lite_yamnet_for
-    from train import fit_head
+    from train import stream_fit
 
     lite = lite_yamnet_for(data.embedder.yamnet.handle)
     cache = EmbeddingCache(data.embedder.cache.folder, lite.identity)
@@ -501,12 +500,7 @@ def train_default(data: TrainingData, window_level: bool = True, clip_frames: bo
     stream_data = stream_training.StreamData(class_names, waveforms, labels, frames,
                                              [fold_of_group[g] for g in groups], parts, part_folds)
     embed = stream_training.WindowEmbedder(lite, CLIP.level_dbfs if window_level else None, cache)
-    args = SimpleNamespace(seed=data.seed, epochs=STREAM.epochs, batch_size=STREAM.batch_size)
-
-    def fit(x, y):
-        head, history = fit_head(args, len(class_names), x, y,
-                                 class_weight=stream_training.balanced_weights(y, len(class_names)))
-        return CustomModel(head=head, class_names=class_names, meta={}), history
+    fit = stream_fit(SimpleNamespace(seed=data.seed, epochs=STREAM.epochs, batch_size=STREAM.batch_size), class_names)
 
     calibration = stream_training.cross_fit(fit, stream_data, embed, STREAM.folds, data.seed, log=lambda *a: None)
     background = len(class_names) - 1

@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -704,6 +705,7 @@ def test_evaluate_stream_scores_a_labelled_recording_as_listen_does(digit_model,
     assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model)]) == 0
     text = capsys.readouterr().out
     assert "digit" in text and "DCASE" in text and "stream.png" in text
+    assert re.search(r"events start at: digit >= 0\.\d+ in 1 window\(s\)", text)  # model.json's threshold
 
     labels.write_text("1.0\t2.0\tdigit\n3.0\t2.0\tdigit\n")  # ends before it starts
     assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model)]) == 1

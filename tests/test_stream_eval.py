@@ -212,6 +212,9 @@ def test_stream_report_is_plain_data(tmp_path):
     assert 0.0 <= report["psds"]["psds"] <= 1.0
     text = stream_eval.format_stream_report(report)
     assert "bell" in text and "50.0%" not in text and "100.0%" in text and "'dog'" in text
+    assert "events start at: bell >= 0.5" in text
+    report["min_frames"] = {"bell": 2, "background": 1}  # evaluate.py adds the windows it used
+    assert "events start at: bell >= 0.5 in 2 window(s)" in stream_eval.format_stream_report(report)
 
 
 def test_report_scores_psds_only_for_classes_with_labels():
