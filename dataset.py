@@ -41,10 +41,15 @@ def scan_training_folder(root, background_elsewhere: bool = False) -> tuple[dict
         audio, other = walk_audio_files(folder)
         files_by_class[folder.name] = audio
         if other:
-            notes.append(f"ignored {len(other)} non-audio file(s) in {folder}: "
-                         + ", ".join(p.name for p in other[:5]) + (" ..." if len(other) > 5 else ""))
+            notes.append(ignored_note(folder, other))
     check_classes(root, files_by_class, background_elsewhere)
     return files_by_class, notes
+
+
+def ignored_note(folder, other: list[Path]) -> str:
+    """One line naming the non-audio files passed over in a folder (the first five)."""
+    return (f"ignored {len(other)} non-audio file(s) in {folder}: "
+            + ", ".join(p.name for p in other[:5]) + (" ..." if len(other) > 5 else ""))
 
 
 def check_classes(root, files_by_class: dict[str, list], background_elsewhere: bool = False) -> None:

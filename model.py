@@ -83,6 +83,22 @@ def clip_settings(meta: dict) -> tuple[int, float | None]:
     return views, level
 
 
+def is_audible(window: np.ndarray) -> bool:
+    """Whether a live window is louder than CLIP.silence_dbfs, the listener's silence gate (levelled
+    models only: levelled training clips never showed the head silence)."""
+    import augment
+
+    return augment.rms(window) >= 10 ** (CLIP.silence_dbfs / 20)
+
+
+def silent_probabilities(class_names: list[str]) -> np.ndarray:
+    """What a gated (silent) window scores: all background, or all zeros without a background class."""
+    silent = np.zeros(len(class_names), np.float32)
+    if BACKGROUND_CLASS in class_names:
+        silent[class_names.index(BACKGROUND_CLASS)] = 1.0
+    return silent
+
+
 @dataclass
 class CustomModel:
     """A trained head with its class names, metadata and (optionally) the prototypes for "unknown"."""
@@ -107,11 +123,8 @@ class CustomModel:
         if level_dbfs is not None:
             import augment
 
-            if augment.rms(window) < 10 ** (CLIP.silence_dbfs / 20):  # silence: none of your sounds
-                silent = np.zeros(len(self.class_names), np.float32)
-                if BACKGROUND_CLASS in self.class_names:
-                    silent[self.class_names.index(BACKGROUND_CLASS)] = 1.0
-                return silent
+            if not is_audible(window):  # silence: none of your sounds
+                return silent_probabilities(self.class_names)
             window = augment.normalize_rms(window, level_dbfs, max_gain_db=CLIP.window_max_gain_db)
         return self.frame_probabilities(yamnet.run(window)[1][:1])[0]
 

@@ -33,8 +33,9 @@ def listener_windows(waveform: np.ndarray) -> list[np.ndarray]:
 
 def audible_windows(windows: list[np.ndarray]) -> np.ndarray:
     """Which windows the listener's silence gate lets through (CustomModel.window_probabilities)."""
-    floor = 10 ** (CLIP.silence_dbfs / 20)
-    return np.array([augment.rms(w) >= floor for w in windows], dtype=bool)
+    from model import is_audible
+
+    return np.array([is_audible(w) for w in windows], dtype=bool)
 
 
 class WindowEmbedder:
@@ -247,11 +248,12 @@ class Calibration:
 
 
 def window_scores(model, embeddings: np.ndarray, audible: np.ndarray, background_index: int) -> np.ndarray:
-    """The listener's scores of windows: silent windows are all background."""
+    """The listener's scores of windows: silent windows score as its silence gate makes them."""
+    from model import silent_probabilities
+
     scores = model.frame_probabilities(embeddings) if len(embeddings) else np.zeros((0, background_index + 1))
     scores = np.array(scores, np.float64)
-    scores[~audible] = 0.0
-    scores[~audible, background_index] = 1.0
+    scores[~audible] = silent_probabilities(model.class_names)
     return scores
 
 

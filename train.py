@@ -25,6 +25,7 @@ from dataset import (
     embed_classes,
     embed_files,
     frames_and_labels,
+    ignored_note,
     scan_and_report,
     split_by_file,
 )
@@ -194,8 +195,7 @@ def background_recordings(args, files_by_class: dict) -> list[Path]:
         if not audio:
             raise DatasetError(f"no audio in {folder}: --negatives needs a folder of background recordings")
         if other:
-            print(f"note: ignored {len(other)} non-audio file(s) in {folder}: "
-                  + ", ".join(p.name for p in other[:5]) + (" ..." if len(other) > 5 else ""), file=sys.stderr)
+            print(f"note: {ignored_note(folder, other)}", file=sys.stderr)
         paths += audio
     unique = {}
     for path in paths:
