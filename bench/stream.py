@@ -10,13 +10,17 @@ background files held out by speaker), and the same head at 0.5 with 1 and 2 win
 noclips = default without levelling the listener's windows / without the clips' own frames; smooth =
 default with label smoothing 0.1, so scores stop saturating at 1.0 (2 folds: PSDS dense/sparse 0.03/0.50
 against the default's 0.05/0.55, operating-point recall 2 % against 0 %: not adopted);
-seed = train.py's clip recipe (no background recordings) at 0.5 with 1 and 2 windows, and with an operating
+mean = the default's head
+with each window's score the mean of it and the 1 or 2 windows before (the issue's "optional score
+smoothing"); seed = train.py's clip recipe (no background recordings) at 0.5 with 1 and 2 windows, and with an operating
 point; spliced = takes spliced into background, coverage-labelled windows, background windows as
 negatives, balanced class weights (1 and 2 windows at 0.5, and an operating point); level = spliced
 with every window levelled to -20 dBFS (boost <= 30 dB, as the new params.CLIP default); hard =
-spliced plus one round of hard-negative mining. The seed rows at 0.5 train on all 5 training speakers;
-every other row trains on 4 (rows of one group share that model) and the "operating point" rows choose
-(threshold, windows) on the 5th speaker's streams for <= 1 false alarm per hour.
+spliced plus one round of hard-negative mining. The seed rows at 0.5 and the default, nolevel, noclips,
+smooth and mean rows train on all 5 training speakers (the default chooses its operating point by
+cross-fitting among them); the other rows train on 4 (rows of one group share that model) and their
+"operating point" rows choose (threshold, windows) on the 5th speaker's streams for
+<= --max-false-per-hour (1).
 
 Two scenarios, both leave-one-speaker-out on FSDD (../shared/data/fsdd, 6 speakers x 10 digits x 50
 takes); the target is one digit (--target, default 7), its class is called "digit_7".
@@ -36,6 +40,10 @@ Detector scores YAMNet embeddings of a stream's windows and carries its operatin
 (thresholds, min_frames). Streams are embedded once by one YAMNet run per stream (checked against
 window-by-window scoring at start-up), so a full run takes minutes; embeddings are cached in
 --cache-dir (dataset.EmbeddingCache keyed by waveform content).
+
+Separability (printed under the table): on the dense streams, each utterance's peak score; the share of
+the held-out speaker's other digits that peak as high as the threshold finding 50/80/95 % of their
+targets. It bounds every operating point of that head: none can separate what scores alike.
 
 Scoring (stream_eval): a target is found if an event starts within 0.5 s of it; a false alarm is an
 event of the target class overlapping no target (±0.5 s), per hour of audio outside the targets;
@@ -273,6 +281,7 @@ class TrainingData:
     embedder: Embedder
     seed: int = TRAINING.seed
     groups: dict = field(default_factory=dict)  # {class name: [speaker of each take]}
+    max_false_per_hour: float = TARGET_FALSE_PER_HOUR  # the operating points' budget
 
 
 @dataclass
@@ -423,13 +432,14 @@ def choose_operating_point(detector: Detector, streams: list[Stream], embedder: 
 def with_operating_point(recipe):
     """A recipe whose detector's operating point is then chosen on data.calibration."""
     def calibrated(data: TrainingData) -> Detector:
-        return calibrate(recipe(data), data.calibration, data.embedder)
+        return calibrate(recipe(data), data.calibration, data.embedder, data.max_false_per_hour)
     return calibrated
 
 
-def calibrate(detector: Detector, streams: list[Stream], embedder: Embedder) -> Detector:
+def calibrate(detector: Detector, streams: list[Stream], embedder: Embedder,
+              max_false_per_hour: float = TARGET_FALSE_PER_HOUR) -> Detector:
     """A copy of `detector` at the operating point chosen on `streams`."""
-    threshold, min_frames, info = choose_operating_point(detector, streams, embedder)
+    threshold, min_frames, info = choose_operating_point(detector, streams, embedder, max_false_per_hour)
     note = (f"{detector.note}; op {threshold:g}/{min_frames}w on calibration: {info['found']} found, "
             f"{info['false_alarms']} FA in {info['hours']:.2f} h" + ("" if info["meets"] else " (budget NOT met)"))
     return Detector(detector.labels, detector.score, {label: threshold for label in detector.labels}, min_frames,
@@ -529,7 +539,7 @@ def train_default(data: TrainingData, window_level: bool = True, clip_frames: bo
 
     calibration = stream_training.cross_fit(fit, stream_data, embed, STREAM.folds, data.seed, log=lambda *a: None)
     background = len(class_names) - 1
-    points = stream_training.choose_operating_points(calibration, class_names, background, STREAM.max_false_per_hour)
+    points = stream_training.choose_operating_points(calibration, class_names, background, data.max_false_per_hour)
     model, _history, counts = stream_training.train_detector(fit, stream_data, list(range(len(waveforms))),
                                                              list(range(len(parts))), embed,
                                                              np.random.default_rng([data.seed, STREAM.folds]))
@@ -550,26 +560,29 @@ class Row:
     calibrate: bool = False         # train on 4 speakers, keeping the 5th for the operating point
     operating_point: bool = False   # choose (threshold, min_frames) on the 5th speaker's streams
     threshold: float | None = None  # override the detector's thresholds (the default's head at 0.5)
+    smoothing: int = 1              # score = mean of the last N windows' scores (1: none), before detection and PSDS
 
 
 ROWS = {
     "default": [Row("default: train.py streams + op. point", train_default),
                 Row("default's head, 0.5, 1 window", train_default, 1, threshold=0.5),
                 Row("default's head, 0.5, 2 windows", train_default, 2, threshold=0.5)],
+    "mean": [Row("default's head, mean of 2 w, 0.5, 1 w", train_default, 1, threshold=0.5, smoothing=2),
+             Row("default's head, mean of 3 w, 0.5, 1 w", train_default, 1, threshold=0.5, smoothing=3)],
     "nolevel": [Row("default, windows not levelled", functools.partial(train_default, window_level=False))],
     "noclips": [Row("default, no clip frames", functools.partial(train_default, clip_frames=False))],
     "smooth": [Row("default, label smoothing 0.1", functools.partial(train_default, label_smoothing=0.1))],
     "seed": [Row("seed (train.py), 0.5, 1 window", train_seed, 1),
              Row("seed (train.py), 0.5, 2 windows", train_seed, 2),
-             Row("seed + operating point @1/h", train_seed, calibrate=True, operating_point=True)],
+             Row("seed + operating point", train_seed, calibrate=True, operating_point=True)],
     "spliced": [Row("spliced, 0.5, 1 window", train_spliced, 1, calibrate=True),
                 Row("spliced, 0.5, 2 windows", train_spliced, calibrate=True),
-                Row("spliced + operating point @1/h", train_spliced, calibrate=True, operating_point=True)],
+                Row("spliced + operating point", train_spliced, calibrate=True, operating_point=True)],
     "level": [Row("spliced + levelled windows, 0.5, 1 w", train_spliced_level, 1, calibrate=True),
               Row("spliced + levelled windows, 0.5, 2 w", train_spliced_level, calibrate=True),
-              Row("spliced + levelled + op. point @1/h", train_spliced_level, calibrate=True, operating_point=True)],
+              Row("spliced + levelled + op. point", train_spliced_level, calibrate=True, operating_point=True)],
     "hard": [Row("spliced + hard negatives, 0.5, 2 w", train_spliced_hard, calibrate=True),
-             Row("spliced + hard neg. + op. point @1/h", train_spliced_hard, calibrate=True, operating_point=True)],
+             Row("spliced + hard neg. + op. point", train_spliced_hard, calibrate=True, operating_point=True)],
 }
 
 
@@ -583,6 +596,7 @@ class Result:
     streams: dict = field(default_factory=dict)      # scenario -> [(refs, detections, duration)]
     psds_streams: dict = field(default_factory=dict)
     on_speech: dict = field(default_factory=dict)    # scenario -> false alarms overlapping non-target speech
+    separability: list = field(default_factory=list)  # per fold: share of other digits as high as 50/80/95 % of targets
     train_s: float = 0.0
     run_s: float = 0.0
     notes: list = field(default_factory=list)
@@ -598,13 +612,39 @@ def false_alarms_on_speech(references, detections, label: str, collar_s: float =
     return sum(any(d.onset_s <= b and d.offset_s >= a for a, b in others) for d in false)
 
 
-def evaluate(detector: Detector, min_frames: int, streams: dict, label: str, result: Result, embedder: Embedder) -> None:
+def smoothed(scores: np.ndarray, windows: int) -> np.ndarray:
+    """Each window's scores replaced by the mean of its own and the previous windows-1 (causal, as a
+    listener could publish it)."""
+    if windows <= 1:
+        return scores
+    padded = np.concatenate([np.repeat(scores[:1], windows - 1, axis=0), scores])
+    sums = np.cumsum(np.concatenate([np.zeros((1, scores.shape[1])), padded]), axis=0)
+    return (sums[windows:] - sums[:-windows]) / windows
+
+
+SEPARABILITY_RECALLS = (0.5, 0.8, 0.95)
+
+
+def separability(times: np.ndarray, scores: np.ndarray, references, label: str) -> list[float]:
+    """Utterance peaks on a dense stream: for each recall in SEPARABILITY_RECALLS, the share of the
+    non-target utterances whose peak score reaches the threshold that finds that share of the targets.
+    No threshold or number of windows can do better than this (bar the windows between utterances)."""
+    peaks = {True: [], False: []}
+    for start, end, name in references:
+        over = (times < end) & (times + YAMNET.patch_window_seconds > start)
+        peaks[name == label].append(scores[over].max() if over.any() else 0.0)
+    targets, others = np.array(peaks[True]), np.array(peaks[False])
+    return [float(np.mean(others >= np.quantile(targets, 1 - recall))) for recall in SEPARABILITY_RECALLS]
+
+
+def evaluate(detector: Detector, row: Row, streams: dict, label: str, result: Result, embedder: Embedder) -> None:
     """Score every test stream (scenario -> [Stream]) and add its counts to `result`."""
+    min_frames = row.min_frames or detector.min_frames
     for scenario, items in streams.items():
         for stream in items:
             detector.stream_scores(stream, embedder)  # YAMNet (then cached) is not part of the run time
             start = time.perf_counter()
-            scores = detector.stream_scores(stream, embedder)
+            scores = smoothed(detector.stream_scores(stream, embedder), row.smoothing)
             times = window_starts(len(scores))
             events = stream_eval.detect_events(times, scores, detector.labels, detector.thresholds, min_frames)
             result.run_s += time.perf_counter() - start
@@ -614,8 +654,11 @@ def evaluate(detector: Detector, min_frames: int, streams: dict, label: str, res
             result.on_speech[scenario] = result.on_speech.get(scenario, 0) + false_alarms_on_speech(
                 stream.references, detections, label)
             result.streams.setdefault(scenario, []).append((stream.references, detections, stream.duration_s))
+            target_scores = scores[:, detector.labels.index(label)]
             result.psds_streams.setdefault(scenario, []).append(
-                (times, scores[:, [detector.labels.index(label)]], stream.references, stream.duration_s))
+                (times, target_scores[:, None], stream.references, stream.duration_s))
+            if scenario == "dense":
+                result.separability.append(separability(times, target_scores, stream.references, label))
 
 
 def finish(result: Result, label: str) -> None:
@@ -668,6 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated recipe groups: {', '.join(ROWS)}")
     parser.add_argument("--folds", type=int, default=6, help="how many held-out speakers (folds) to run, 1..6")
     parser.add_argument("--seed", type=int, default=0, help="seed for streams, splicing and weights")
+    parser.add_argument("--max-false-per-hour", type=float, default=TARGET_FALSE_PER_HOUR,
+                        help="the operating points' budget (a larger one checks calibration where events are seen)")
     parser.add_argument("--plot", type=Path, default=None,
                         help="draw the first fold's streams for each recipe to PNGs in this folder")
     parser.add_argument("--yamnet", metavar="HANDLE", default=None, help="YAMNet handle (default: bundled)")
@@ -750,21 +795,22 @@ def main(argv=None) -> int:
                                     [w for s in train_speakers for w in material[s]["background"]],
                                     [st for sc in streams[calibration_speaker].values() for st in sc],
                                     embedder, args.seed,
-                                    {label: [s for s in train_speakers for _ in material[s]["targets"]]})
+                                    {label: [s for s in train_speakers for _ in material[s]["targets"]]},
+                                    args.max_false_per_hour)
                 start = time.perf_counter()
                 trained[key] = (row.recipe(data), time.perf_counter() - start)
             detector, seconds = trained[key]
             if row.operating_point:
                 start = time.perf_counter()
-                detector = calibrate(detector, [st for sc in streams[calibration_speaker].values() for st in sc], embedder)
+                detector = calibrate(detector, [st for sc in streams[calibration_speaker].values() for st in sc],
+                                     embedder, args.max_false_per_hour)
                 seconds += time.perf_counter() - start
             result = results[row.name]
             result.train_s += seconds
-            min_frames = row.min_frames or detector.min_frames
             if row.threshold is not None:
                 detector = dataclasses.replace(detector, thresholds={label: row.threshold for label in detector.labels})
             before = dict(result.counts)
-            evaluate(detector, min_frames, streams[held_out], label, result, embedder)
+            evaluate(detector, row, streams[held_out], label, result, embedder)
             measured = ", ".join(
                 f"{sc} {c.found - before.get(sc, stream_eval.ClassCounts()).found} found, "
                 f"{c.false_alarms - before.get(sc, stream_eval.ClassCounts()).false_alarms} false alarms in "
@@ -778,7 +824,8 @@ def main(argv=None) -> int:
                 for scenario, (stream,) in streams[held_out].items():
                     scores = detector.stream_scores(stream, embedder)
                     times = window_starts(len(scores))
-                    events = stream_eval.detect_events(times, scores, detector.labels, detector.thresholds, min_frames)
+                    events = stream_eval.detect_events(times, scores, detector.labels, detector.thresholds,
+                                                      row.min_frames or detector.min_frames)
                     safe = "".join(ch if ch.isalnum() else "_" for ch in row.name)
                     stream_eval.plot_stream(args.plot / f"{safe}_{scenario}.png", times, scores, detector.labels,
                                             stream.references, detector.thresholds, events, title=f"{row.name}: {stream.name}")
@@ -788,12 +835,22 @@ def main(argv=None) -> int:
     first = results[rows[0].name].counts
     dense_h, sparse_h = first["dense"].background_s / 3600, first["sparse"].background_s / 3600
     print(f"FSDD target digit {args.target} on streams, leave-one-speaker-out ({args.folds} folds); "
-          f"dense {dense_h:.2f} h and sparse {sparse_h:.2f} h of background; seed {args.seed}")
+          f"dense {dense_h:.2f} h and sparse {sparse_h:.2f} h of background; seed {args.seed}; operating points "
+          f"for <= {args.max_false_per_hour:g} false alarm(s) per hour")
     print(format_table([(row.name, results[row.name]) for row in rows], ["dense", "sparse"]))
     print(f"recall (found/targets), FA/h = false alarms per hour of background, latency = median sound start -> "
           f"event publishable, F1 = DCASE event-based onset F1 (sed_eval, 0.5 s collar), PSDS = threshold-free "
           f"(sed_scores_eval). YAMNet: {embedder.seconds:.0f} s for {embedder.audio_s / 60:.0f} min of audio not "
           f"cached; total wall time {time.perf_counter() - start_all:.0f} s")
+    print("separability on dense streams (utterance peaks, mean of folds): to find "
+          f"{'/'.join(f'{r:.0%}' for r in SEPARABILITY_RECALLS)} of the held-out speaker's targets, this share of "
+          "their other digits scores as high (no threshold or number of windows can do better):")
+    shown = set()
+    for row in rows:
+        share = tuple(np.mean(results[row.name].separability, axis=0).round(3)) if results[row.name].separability else ()
+        if share and (row.recipe, row.calibrate, row.smoothing) not in shown:
+            shown.add((row.recipe, row.calibrate, row.smoothing))
+            print(f"  {row.name}: " + " / ".join(f"{v:.0%}" for v in share))
     for row in rows:  # what each operating point promised, fold by fold (calibration: measured <= 2x promised?)
         if row.operating_point or (row.recipe is train_default and row.threshold is None):
             print(f"{row.name}:\n  " + "\n  ".join(results[row.name].notes))
