@@ -4,11 +4,11 @@ Peaks are spectral maxima (a harmonic, a partial, a beep) that stand out from th
 frequency and appear (a note starts) or vanish (it stops); noise has none, and gain and steady hum do
 not matter. Each peak is paired with the first few later peaks up to 1 s ahead, and each pair hashed as
 (start/end and frequency bin of each, frames between them); a query keeps more peaks and pairs than a
-reference, so that the reference's survive a loud background. A replay of a registered sound under music
-or noise shares many landmarks with it *at one constant time offset*; unrelated audio shares few, at
-scattered offsets. Votes per (sound, offset) decide, and they must confirm the sound segment by segment
-(0.26 s each) over most of what was heard of it: another melody that shares two or three notes with it
-agrees many times, but only there.
+reference, and a reference only its louder peaks, so that the reference's survive a loud background. A
+replay of a registered sound under music or noise shares many landmarks with it *at one constant time
+offset*; unrelated audio shares few, at scattered offsets. Votes per (sound, offset) decide, and they must
+confirm the sound segment by segment (0.26 s each) over most of what was heard of it, from its start:
+another melody that shares two or three notes with it agrees many times, but only there.
 
     python fingerprint.py add sounds/                       # one label per sub-folder
     python fingerprint.py list
@@ -67,7 +67,7 @@ class FingerprintParams:
     mask_release_db_per_s: float = 120.0  # fast: a beep repeated after a short gap is new again
     rise_db: float = 4.0
     rise_lag_frames: int = 2           # compared with the mask of 2 frames before (see push)
-    level_gate_db: float = 30.0        # peaks more than this below the loudest recent bin are ignored ...
+    level_gate_db: float = 25.0        # peaks more than this below the loudest recent bin are ignored ...
     level_release_db_per_s: float = 20.0  # ... where "recent" fades at this rate
     max_peaks_per_frame: int = 5       # the most prominent ones
     # Each peak (anchor) is paired with the first `fanout` later peaks in its target zone (Wang 2003):
@@ -80,6 +80,7 @@ class FingerprintParams:
     # So a query keeps more of each: the reference's landmarks are then among its own.
     query_peaks_per_frame: int = 8
     query_fanout: int = 20
+    query_level_gate_db: float = 30.0  # and a reference keeps only its louder peaks: weak ones drown in a background
 
     @property
     def frame_seconds(self) -> float:
@@ -88,7 +89,8 @@ class FingerprintParams:
     @property
     def for_query(self) -> "FingerprintParams":
         """The settings a query's landmarks are made with (denser than a reference's)."""
-        return replace(self, max_peaks_per_frame=self.query_peaks_per_frame, fanout=self.query_fanout)
+        return replace(self, max_peaks_per_frame=self.query_peaks_per_frame, fanout=self.query_fanout,
+                       level_gate_db=self.query_level_gate_db)
 
 
 FINGERPRINT = FingerprintParams()
@@ -102,18 +104,23 @@ class MatchDefaults:
     # span, segment by segment: another melody sharing two or three notes with it, or a bell of the same
     # pitch, agrees many times but only in one stretch of it; a replay under loud music loses many
     # landmarks, but all over the reference.
-    min_votes: int = 15                  # landmarks agreeing at one offset ...
+    min_votes: int = 15                  # landmarks agreeing at one offset (a plain reference: at least plain_min_votes) ...
     min_score: float = 0.03              # ... and at least this share of the reference's landmarks heard so far ...
     plain_peak_frames: int = 8           # ... or, for a plain reference, with peaks in this few frames (a chime:
     plain_peak_bins: int = 4             # all its landmarks join the same few strikes) or bins (a beep pattern),
     plain_min_score: float = 0.3         # this share (other melodies have those few notes too);
+    plain_min_votes: int = 20            # (a bell or beep of the same pitch agrees by chance more often)
     min_segment_landmarks: int = 3       # a segment heard with fewer landmarks, or fewer than ...
     tail_segment_share: float = 0.2      # ... this share of the reference's fullest segment's, is not counted;
     min_segment_votes: int = 2           # a segment is confirmed by at least this many agreeing landmarks ...
-    min_segment_fraction: float = 0.1    # ... and this share of its landmarks heard;
-    min_covered_share: float = 0.5       # confirmed segments hold this share of the counted landmarks heard so far ...
+    min_segment_fraction: float = 0.07   # ... and this share of its landmarks heard;
+    min_onset_votes: int = 1             # the first segment heard agrees too: a match starts where the sound does
+                                         # (another melody sharing a stretch of its middle, another voice
+                                         # saying the same digit, agree there, not at its start)
+    min_covered_share: float = 0.6       # confirmed segments hold this share of the counted landmarks heard so far ...
     min_segments: int = 4                # ... and number this many, or (shorter references) ...
-    min_segments_share: float = 0.75     # ... this share of all the reference's counted segments
+    min_segments_share: float = 0.75     # ... this share of all the reference's counted segments, or one for a
+    short_reference_segments: int = 2    # reference of this few (a spoken word: most landmarks at its onset)
     offset_tolerance_frames: int = 1     # votes within +-1 frame (16 ms) of an offset count for it
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
@@ -124,7 +131,7 @@ class MatchDefaults:
 MATCH = MatchDefaults()
 
 DB_FORMAT = "audio2mqtt-fingerprints"
-DB_VERSION = 3                      # 1: onset landmarks; 2: before denser queries; refused
+DB_VERSION = 4                      # 1: onset landmarks; 2: before denser queries; 3: weak peaks in references; refused
 DEFAULT_DB = DEFAULT_MODELS_DIR / "fingerprints.sqlite"
 META_FILENAME = "meta.json"         # optional, in sounds/<label>/: fields sent with every event of the label
 COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quiet after an event ends
@@ -347,6 +354,7 @@ class Match:
     segments_total: int = 0   # ... of all its segments that count (see counted_segments)
     covered: int = 0          # landmarks heard in the confirmed segments ...
     countable: int = 0        # ... and in all the counted segments heard
+    onset_votes: int = 0      # agreeing landmarks in the first segment heard (with min_segment_landmarks)
 
     @property
     def score(self) -> float:
@@ -362,8 +370,9 @@ class Match:
 def votes_needed(reference: Reference, landmarks_heard: int, rules: MatchDefaults = MATCH) -> float:
     """Votes that make a match when `landmarks_heard` of the reference's landmarks could have been heard."""
     plain = reference.peak_frames <= rules.plain_peak_frames or reference.peak_bins <= rules.plain_peak_bins
-    share = rules.plain_min_score if plain else rules.min_score
-    return max(rules.min_votes, share * landmarks_heard)
+    if plain:
+        return max(rules.plain_min_votes, rules.min_votes, rules.plain_min_score * landmarks_heard)
+    return max(rules.min_votes, rules.min_score * landmarks_heard)
 
 
 def counted_segments(reference: Reference, rules: MatchDefaults = MATCH) -> np.ndarray:
@@ -381,17 +390,26 @@ def assess(reference: Reference, offset: int, found: np.ndarray, first_frame: in
     counted = counted_segments(reference, rules)
     countable = counted & (expected >= rules.min_segment_landmarks)
     confirmed = countable & (agreeing >= np.maximum(rules.min_segment_votes, rules.min_segment_fraction * expected))
+    first = np.flatnonzero(expected >= rules.min_segment_landmarks)[:1]
     return Match(reference, offset, len(found), reference.landmarks_between(first_frame, last_frame),
                  int(confirmed.sum()), int(counted.sum()),
-                 int(expected[confirmed].sum()), int(expected[countable].sum()))
+                 int(expected[confirmed].sum()), int(expected[countable].sum()), int(agreeing[first].sum()))
+
+
+def segments_needed(segments_total: int, rules: MatchDefaults = MATCH) -> int:
+    """Confirmed segments a match needs, of a reference with `segments_total` counted ones."""
+    if segments_total <= rules.short_reference_segments:
+        return 1
+    return min(rules.min_segments, math.ceil(rules.min_segments_share * segments_total))
 
 
 def is_match(match: Match, rules: MatchDefaults = MATCH) -> bool:
     """Enough agreeing landmarks, in segments that hold a fair share of what was heard of the reference,
-    and enough of those segments to cover most of the reference (or its first second or so)."""
+    and enough of those segments to cover most of the reference (or its first second or so), from its start."""
     return (match.votes >= votes_needed(match.reference, match.expected, rules)
+            and match.onset_votes >= rules.min_onset_votes
             and match.covered >= rules.min_covered_share * match.countable
-            and match.segments_confirmed >= min(rules.min_segments, math.ceil(rules.min_segments_share * match.segments_total)))
+            and match.segments_confirmed >= segments_needed(match.segments_total, rules))
 
 
 class FingerprintIndex:

@@ -238,6 +238,7 @@ def main(argv=None) -> int:
     found = trials["found"]
     rate = {snr: np.mean([hit for (kind, s), hits in found.items() if s == snr for hit in hits]) for snr in SNRS_DB}
     at_least_minus_3 = np.mean([hit for (kind, s), hits in found.items() if s >= -3.0 for hit in hits])
+    by_kind = {k: [hit for (kind, s), hits in found.items() if kind == k and s >= -3.0 for hit in hits] for k in KINDS}
     latencies = [x for x in trials["latencies"] if x is not None]
     speed = args.confuser_minutes * 60 / max(match_cpu, 1e-9)
     mb_per_10 = db_mb / (registered_s / 600)
@@ -246,10 +247,13 @@ def main(argv=None) -> int:
     rows = [
         ("replays found at >= -3 dB SNR (file match)", f">= {TARGETS['found_at_minus_3']:.0%}", f"{at_least_minus_3:.1%}",
          at_least_minus_3 >= TARGETS["found_at_minus_3"]),
+        ("  by kind: " + ", ".join(f"{k} {np.mean(by_kind[k]):.0%}" for k in KINDS if by_kind[k]), "", "", None),
         *[(f"  at {snr:+g} dB: " + ", ".join(f"{k} {np.mean(found[(k, snr)]):.0%}" for k in KINDS if (k, snr) in found),
            "", f"{rate[snr]:.1%}", None) for snr in SNRS_DB],
         (f"false matches in {args.confuser_minutes / 60:.2g} h of unrelated audio (stream)", "0", str(len(unrelated)),
          not unrelated and args.confuser_minutes >= 60 * TARGETS["confuser_hours"]),
+        ("  by kind of the matched sound: " + ", ".join(
+            f"{k} {sum(e['label'] == k for e in unrelated)}" for k in KINDS), "", "", None),
         (f"  and on confusers that copy a registered sound (similarity >= {COPY_SIMILARITY})", "(replays)",
          str(len(copies)), None),
         ("onset -> start event, streamed, -3 dB: mean / max", f"<= {TARGETS['latency_s']} s",

@@ -123,6 +123,46 @@ def test_a_few_notes_of_a_registered_jingle_are_not_the_jingle(db, sounds):
             assert fingerprint.match_waveform(index, stream) == []  # ... but not a match
 
 
+def test_a_match_starts_where_the_sound_does(db, sounds):
+    """Another melody sharing all but the opening of a registered jingle agrees segment by segment, but not
+    at its start: no match, though it would be one without that rule."""
+    from dataclasses import replace
+
+    index = load_index(db)
+    hashes, frames = landmarks(sounds["jingle"])  # exactly the reference's landmarks
+    query_frames = int(frames.max()) + 200
+    opening = frames < fingerprint.SEGMENT_FRAMES
+    assert opening.sum() >= fingerprint.MATCH.min_segment_landmarks
+    whole = fingerprint.match_landmarks(index, hashes, frames + 100, query_frames)
+    assert [m.reference.label for m in whole] == ["mario_dies"] and whole[0].onset_votes >= fingerprint.MATCH.min_onset_votes
+    rest = hashes[~opening], frames[~opening] + 100
+    without_rule = replace(fingerprint.MATCH, min_onset_votes=0)
+    assert [m.reference.label for m in fingerprint.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
+    assert fingerprint.match_landmarks(index, *rest, query_frames) == []
+
+
+def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
+    """A plain reference (a chime: a few strikes) needs more votes than a melody; a spoken word (its
+    landmarks at its onset, two segments) one confirmed segment, a longer sound several."""
+    rules = fingerprint.MATCH
+    references = {r.label: r for r in load_index(db).references.values()}
+    assert fingerprint.votes_needed(references["doorbell"], 0) == rules.plain_min_votes > rules.min_votes
+    assert fingerprint.votes_needed(references["mario_dies"], 0) == rules.min_votes
+    assert fingerprint.votes_needed(references["mario_dies"], 10_000) == rules.min_score * 10_000
+    needed = [fingerprint.segments_needed(total) for total in range(1, 9)]
+    assert needed == [1, 1, 3, 3, 4, 4, 4, 4]
+
+
+def test_a_query_keeps_the_landmarks_of_a_reference(sounds, fsdd_dir):
+    """A reference keeps only its louder peaks and fewer pairs; a query (denser) of the same clean sound
+    holds nearly all of them, so that what a reference has is what a replay can show."""
+    assert FINGERPRINT.level_gate_db < FINGERPRINT.for_query.level_gate_db
+    for sound in (sounds["jingle"], sounds["chime"], load_audio_16k_mono(fsdd_dir / "7_george_3.wav")):
+        reference = set(zip(*(x.tolist() for x in landmarks(sound))))
+        query = set(zip(*(x.tolist() for x in landmarks(sound, FINGERPRINT.for_query))))
+        assert len(query) >= len(reference) and len(reference & query) >= 0.9 * len(reference)
+
+
 def test_votes_never_exceed_the_landmarks_of_the_reference(db, sounds):
     """A landmark whose peaks straddle a frame boundary can show up in two adjacent frames of a query, both
     within the offset tolerance: each of the reference's landmarks still counts once."""
