@@ -12,10 +12,9 @@ default with label smoothing 0.1, so scores stop saturating at 1.0 (2 folds: PSD
 against the default's 0.05/0.55, operating-point recall 2 % against 0 %: not adopted);
 dropout = default with dropout 0.2 on the embedding and 0.5 on the hidden layer (2 folds: sparse
 PSDS 0.60 against 0.55, but dense 0.04 against 0.05 and separability 32/59/83 % against 25/50/72 %:
-not adopted); mean = the default's head
-with each window's score the mean of it and the 1 or 2 windows before (the issue's "optional score
-smoothing"); seed = train.py's clip recipe (no background recordings) at 0.5 with 1 and 2 windows, and with an operating
-point; spliced = takes spliced into background, coverage-labelled windows, background windows as
+not adopted); mean = the default's head with each window's score the mean of it and the 1 or 2
+windows before (the issue's "optional score smoothing"); seed = train.py's clip recipe (no background
+recordings) at 0.5 with 1 and 2 windows, and with an operating point; spliced = takes spliced into background, coverage-labelled windows, background windows as
 negatives, balanced class weights (1 and 2 windows at 0.5, and an operating point); level = spliced
 with every window levelled to -20 dBFS (boost <= 30 dB, as the new params.CLIP default); hard =
 spliced plus one round of hard-negative mining. The seed rows at 0.5 and the default, nolevel, noclips,
@@ -502,8 +501,8 @@ def smoothed_fit(args, class_names: list[str], label_smoothing: float):
 
 
 def dropout_fit(args, class_names: list[str], input_rate: float, hidden_rate: float):
-    """stream_fit with dropout on the embedding and on the hidden layer (inactive when scoring), so the
-    head leans less on the few dimensions that tell the training speakers apart."""
+    """stream_fit with dropout on the embedding and on the hidden layer (inactive when scoring): does a
+    head that fits its training voices less closely do better on new ones?"""
     import keras
 
     import stream_training
@@ -848,7 +847,7 @@ def main(argv=None) -> int:
                 ", ".join(f"{sc} recall {_f(v.recall, '{:.0%}')} FA/h {_f(v.false_per_hour, '{:.0f}')}" for sc, v in c.items()))
             if args.plot and fold == 0:
                 for scenario, (stream,) in streams[held_out].items():
-                    scores = detector.stream_scores(stream, embedder)
+                    scores = smoothed(detector.stream_scores(stream, embedder), row.smoothing)
                     times = window_starts(len(scores))
                     events = stream_eval.detect_events(times, scores, detector.labels, detector.thresholds,
                                                       row.min_frames or detector.min_frames)
