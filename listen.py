@@ -136,7 +136,8 @@ def check_args(args, parser) -> None:
     if args.min_votes is not None and args.min_votes < 1:
         parser.error("--min-votes must be at least 1")
     if not args.custom and not args.classes:  # fingerprints alone: no YAMNet
-        for flag, given in (("--threshold", args.threshold), ("--yamnet", args.yamnet),
+        for flag, given in (("--threshold", args.threshold), ("--min-frames", args.min_frames is not None),
+                            ("--yamnet", args.yamnet),
                             ("--hop", args.hop != YAMNET.patch_hop_seconds), ("--backend", args.backend != "auto")):
             if given:
                 parser.error(f"{flag} applies to --custom or --classes, not to --fingerprints alone")
@@ -317,8 +318,9 @@ def main(argv=None) -> int:
         listeners, exact_labels = [], []
         if args.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
             rules = MATCH if args.min_votes is None else dataclasses.replace(MATCH, min_votes=args.min_votes)
-            fingerprints = FingerprintListener(load_index(args.fingerprints, rules),
-                                               args.min_frames or LISTEN.min_frames, args.cooldown, rules)
+            # a match is already confirmed across the sound's segments: --min-frames counts YAMNet windows
+            fingerprints = FingerprintListener(load_index(args.fingerprints, rules), cooldown_s=args.cooldown,
+                                               rules=rules)
             exact_labels = fingerprints.labels
             check_distinct_labels(labels, exact_labels)
             listeners.append(fingerprints)

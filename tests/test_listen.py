@@ -660,6 +660,16 @@ def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["start", "end"]
 
 
+def test_min_frames_counts_yamnet_windows_and_leaves_fingerprint_matches_alone(jingle_db, tmp_path, capsys):
+    db, sound = jingle_db
+    wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound, np.zeros(SAMPLE_RATE, np.float32)]))
+    code = listen.main(["--file", str(wav), "--fingerprints", str(db), "--classes", "Speech", "--min-frames", "3"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    exact = [(e["event"], e["label"]) for e in json_lines(out) if e["method"] == "fingerprint"]
+    assert exact == [("start", "mario_dies"), ("end", "mario_dies")]
+
+
 @pytest.mark.parametrize("case,message", [
     ("missing", "error: no fingerprint database at {db}: make one with python fingerprint.py add sounds/"),
     ("not a database", "error: {db}: not a fingerprint database (file is not a database)"),
@@ -677,6 +687,7 @@ def test_a_bad_fingerprint_database_is_one_line_before_anything_loads(case, mess
 @pytest.mark.parametrize("argv,message", [
     (["--fingerprints", "fp.sqlite", "--threshold", "0.7"], "--threshold applies to --custom or --classes"),
     (["--custom", "--min-votes", "5"], "--min-votes only applies with --fingerprints"),
+    (["--fingerprints", "fp.sqlite", "--min-frames", "3"], "--min-frames applies to --custom or --classes"),
 ])
 def test_fingerprint_flag_clashes_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
