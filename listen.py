@@ -227,9 +227,13 @@ def make_publisher(args, labels: list[str]) -> MqttPublisher:
     device_name = args.device_name or default_device_name()
     topics = Topics(prefix=(args.topic_prefix or f"{LISTEN.topic_root}/{device_name}").rstrip("/"),
                     node=slug(device_name), discovery_prefix=args.ha_prefix or LISTEN.ha_discovery_prefix)
-    slugs = [slug(label) for label in labels]
-    if len(set(slugs)) < len(slugs):
-        raise MqttError(f"two labels share one topic name ({', '.join(slugs)}): rename a class")
+    by_slug = {}
+    for label in labels:
+        by_slug.setdefault(slug(label), []).append(label)
+    for topic_name, clash in by_slug.items():
+        if len(clash) > 1:
+            raise MqttError(f"labels {' and '.join(repr(c) for c in clash)} share one topic name ({topic_name}): "
+                            f"rename one (a class folder or a fingerprint label)")
     return MqttPublisher(settings, topics, labels, device_name, ha_discovery=args.ha_discovery,
                          queue_size=args.queue_size or LISTEN.queue_size)
 

@@ -117,7 +117,7 @@ def discovery_config(topics: Topics, label: str, device_name: str) -> dict:
             "identifiers": [f"audio2mqtt_{topics.node}"],
             "name": f"audio2mqtt {device_name}",
             "manufacturer": "audio2mqtt",
-            "model": "YAMNet sound listener",
+            "model": "audio2mqtt sound listener",
         },
     }
 

@@ -739,3 +739,12 @@ def test_evaluate_stream_with_unlabelled_classes_or_labels_of_another_recording(
     assert evaluate.main(["--stream", str(path), "--labels", str(labels), str(digit_model)]) == 1
     err = capsys.readouterr().err
     assert "starts after digits_in_noise.wav ends" in err and err.count("\n") == 1
+
+
+def test_labels_that_share_a_topic_name_are_named_in_one_error():
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(mqtt_config=None, mqtt_host="127.0.0.1", mqtt_port=1883, tls=False, cafile=None,
+                           device_name="den", topic_prefix=None, ha_prefix=None, ha_discovery=False, queue_size=None)
+    with pytest.raises(MqttError, match=r"labels 'door bell' and 'door-bell' share one topic name \(door_bell\)"):
+        listen.make_publisher(args, ["door bell", "glass", "door-bell"])
