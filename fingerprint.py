@@ -807,9 +807,15 @@ def read_label_info(folder: Path) -> LabelInfo:
     if not isinstance(fields, dict):
         raise FingerprintError(f'{path} must hold one JSON object, e.g. {{"game": "Super Mario", "cooldown": 10}}')
     cooldown = fields.pop(COOLDOWN_KEY, None)
-    if cooldown is not None and (isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or cooldown < 0):
+    if cooldown is not None and (isinstance(cooldown, bool) or not isinstance(cooldown, (int, float))
+                                 or not math.isfinite(cooldown) or cooldown < 0):
         raise FingerprintError(f"{path}: cooldown must be a number of seconds, 0 or more (got {cooldown!r})")
     return LabelInfo(fields, None if cooldown is None else float(cooldown))
+
+
+def has_label_info(folder: Path) -> bool:
+    """Whether a folder holds a meta.json (or a meta.yaml that read_label_info refuses)."""
+    return any((folder / name).is_file() for name in (META_FILENAME, "meta.yaml", "meta.yml"))
 
 
 def label_groups(root: Path, label: str | None) -> tuple[list[tuple[str, Path, list[Path]]], list[Path]]:
@@ -866,6 +872,10 @@ def _add_command(args, parser) -> int:
     if args.label is not None and (not args.label.strip() or "/" in args.label):
         parser.error("--label must be a non-empty name without '/'")
     groups, unlabelled = label_groups(root, args.label)
+    if not groups and not unlabelled:
+        print(f"error: nothing to add in {root}: put each sound in {root}/<label>/ (one folder per label)",
+              file=sys.stderr)
+        return 1
     failed = len(unlabelled)
     for path in unlabelled:
         print(f"skipped {path}: not in a label folder; put it in {root}/<label>/ or use --label", file=sys.stderr)
@@ -874,7 +884,8 @@ def _add_command(args, parser) -> int:
         try:
             for label, base, files in groups:
                 try:
-                    info = read_label_info(base) if base.is_dir() else LabelInfo({})
+                    info = (read_label_info(base) if base.is_dir() and (args.label is None or has_label_info(base))
+                            else store.labels().get(label, LabelInfo({})))  # `--label`: keep what the label has
                 except FingerprintError as e:
                     print(f"skipped label {label}: {e}", file=sys.stderr)
                     failed += len(files) or 1
@@ -896,7 +907,8 @@ def _add_command(args, parser) -> int:
                 if any(s["label"] == label for s in store.sounds()) and store.set_label(label, info):
                     print(f"label {label}: metadata {json.dumps(info.metadata)}, cooldown {info.cooldown}")
         except KeyboardInterrupt:
-            print(f"interrupted: {counts['added']} sound(s) added before; the one in progress was not", file=sys.stderr)
+            print(f"interrupted: {args.db} holds {len(store.sounds())} sound(s), each whole (the one in progress "
+                  f"was added or not, never in part)", file=sys.stderr)
             return 130
         total = len(store.sounds())
     print(f"{counts['added']} added, {counts['unchanged']} unchanged, {failed} skipped; "
@@ -1035,8 +1047,9 @@ class FingerprintListener:
                 del matches[label]   # another sound of the label: this event ends first, then that one starts
         for label in [label for label in matches if label not in self._events_on]:
             until_s, votes = self._quiet.get(label, (-math.inf, 0))
-            if now_s < until_s and matches[label].votes < self.OUTVOTE_FACTOR * votes:
-                del matches[label]   # a repeat inside the cooldown
+            onset_s = matches[label].offset_frames * self.index.params.frame_seconds
+            if onset_s < until_s and matches[label].votes < self.OUTVOTE_FACTOR * votes:
+                del matches[label]   # a repeat that began inside the cooldown (even if it plays on past it)
         scores = [1.0 if label in matches else 0.0 for label in self.labels]
         return [self._describe(event, matches) for event in self.detector.update(now_s, scores)]
 

@@ -235,6 +235,19 @@ def test_label_cooldown_from_meta_json_silences_a_quick_repeat(db, sounds):
     assert [e["event"] for e in events] == ["start", "end"]
 
 
+def test_a_repeat_that_begins_inside_the_cooldown_stays_silent_when_it_plays_on_past_it(db, sounds):
+    jingle = sounds["jingle"]
+    assert len(jingle) > SAMPLE_RATE
+    stream = np.zeros(12 * SAMPLE_RATE + 2 * len(jingle), np.float32)
+    first = SAMPLE_RATE
+    second = first + len(jingle) + round(4.5 * SAMPLE_RATE)  # 0.5 s before the 5 s cooldown ends
+    for at in (first, second):
+        stream[at:at + len(jingle)] += jingle
+    listener = FingerprintListener(load_index(db))
+    events = [e for i in range(0, len(stream), 1600) for e in listener.push(stream[i:i + 1600])] + listener.finish()
+    assert [(e["event"], round(e["offset_s"])) for e in events if e["event"] == "start"] == [("start", 1)], events
+
+
 def test_the_cooldown_does_not_hide_a_better_heard_sound_after_a_weak_match(db, sounds):
     """A weak match (here a replay under loud noise, as a false match would be) starts the 5 s cooldown;
     the clear sound 1 s after it has several times its votes: not a repeat to silence, so it is reported.
@@ -267,6 +280,19 @@ def test_re_adding_the_same_content_is_a_no_op(db, sound_tree, capsys):
     out = capsys.readouterr().out
     assert out.count("unchanged ") == 3 and "0 added, 3 unchanged, 0 skipped" in out
     assert db.read_bytes() == before
+
+
+def test_adding_a_file_with_label_keeps_the_labels_metadata_and_cooldown(tmp_path, sound_tree, sounds, capsys):
+    db = tmp_path / "db.sqlite"
+    assert fingerprint.main(["add", str(sound_tree), "--db", str(db)]) == 0
+    more = write_wav(tmp_path / "other_take.wav", sounds["jingle"][::-1].copy())
+    for path in (more, sound_tree / "mario_dies" / "death.wav"):  # a new sound, and one already there
+        assert fingerprint.main(["add", str(path), "--label", "mario_dies", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert fingerprint.main(["list", "--db", str(db), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["labels"]["mario_dies"] == {"metadata": {"game": "Super Mario"}, "cooldown": 5.0}
+    assert "mario_dies/other_take.wav" in [s["name"] for s in listing["sounds"]]
 
 
 def test_add_refuses_what_it_cannot_fingerprint_and_goes_on(tmp_path, sounds, capsys):
@@ -342,7 +368,7 @@ def test_ctrl_c_while_adding_rolls_back_the_sound_in_progress(tmp_path, sound_tr
 
     monkeypatch.setattr(FingerprintStore, "_execute", interrupted)
     assert fingerprint.main(["add", str(sound_tree), "--db", str(db)]) == 130
-    assert "interrupted: 2 sound(s) added before; the one in progress was not" in capsys.readouterr().err
+    assert f"interrupted: {db} holds 2 sound(s), each whole" in capsys.readouterr().err
     monkeypatch.undo()
     with FingerprintStore(db) as store:
         assert [s["name"] for s in store.sounds()] == ["doorbell/ding_dong.wav", "mario_dies/death.wav"]
@@ -396,12 +422,22 @@ def test_bad_meta_json_skips_its_label_with_one_line(tmp_path, sounds, capsys):
     root = tmp_path / "sounds"
     write_wav(root / "bell" / "bell.wav", sounds["chime"])
     (root / "bell" / "meta.json").write_text('{"room": "hall", "cooldown": "soon"}')
+    write_wav(root / "gong" / "gong.wav", sounds["chime"][::-1].copy())
+    (root / "gong" / "meta.json").write_text('{"cooldown": NaN}')
     write_wav(root / "tune" / "tune.wav", sounds["jingle"])
     (root / "tune" / "meta.yaml").write_text("game: Zelda\n")
     assert fingerprint.main(["add", str(root), "--db", str(tmp_path / "db.sqlite")]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [f"skipped label bell: {root / 'bell' / 'meta.json'}: cooldown must be a number of seconds, 0 or more (got 'soon')",
+                   f"skipped label gong: {root / 'gong' / 'meta.json'}: cooldown must be a number of seconds, 0 or more (got nan)",
                    f"skipped label tune: {root / 'tune'}: meta.yaml is not read (PyYAML is not a dependency): write it as meta.json"]
+
+
+def test_an_empty_sounds_folder_is_an_error(tmp_path, capsys):
+    (tmp_path / "sounds").mkdir()
+    assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "db.sqlite")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: nothing to add in {tmp_path / 'sounds'}: ")
+    assert not (tmp_path / "db.sqlite").exists()
 
 
 def test_cli_usage_errors(tmp_path, capsys):
