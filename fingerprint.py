@@ -1011,7 +1011,8 @@ def main(argv=None) -> int:
 
 class FingerprintListener:
     """Live events of registered sounds: a StreamMatcher feeding the same EventDetector as YAMNet's
-    scores (hysteresis in pushes), with per-label cooldown from meta.json. Returns event dicts that carry
+    scores (a match starts an event at once: it is already confirmed across the sound's segments), with
+    per-label cooldown from meta.json. Returns event dicts that carry
     method "fingerprint", the matched reference, its votes and the label's metadata.
 
     The cooldown silences a repeat of the sound, not a better-heard one: a match with OUTVOTE_FACTOR
@@ -1020,8 +1021,7 @@ class FingerprintListener:
     METHOD = "fingerprint"
     OUTVOTE_FACTOR = 2.0
 
-    def __init__(self, index: FingerprintIndex, min_frames: int = 1, cooldown_s: float = 0.0,
-                 rules: MatchDefaults = MATCH):
+    def __init__(self, index: FingerprintIndex, cooldown_s: float = 0.0, rules: MatchDefaults = MATCH):
         from detection import EventDetector
 
         self.index, self.matcher = index, StreamMatcher(index, rules)
@@ -1029,7 +1029,7 @@ class FingerprintListener:
         self.cooldowns = {label: cooldown_s if index.metadata.get(label, LabelInfo({})).cooldown is None
                           else index.metadata[label].cooldown for label in self.labels}
         # cooldowns are kept here, not in the detector: they need the votes of the event that began them
-        self.detector = EventDetector(self.labels, dict.fromkeys(self.labels, 0.5), min_frames, 0.0, window_s=0.0)
+        self.detector = EventDetector(self.labels, dict.fromkeys(self.labels, 0.5), 1, 0.0, window_s=0.0)
         self._events_on = {}  # label -> the Match its current event stands for
         self._quiet = {}      # label -> (stream seconds it is quiet until, votes of the event that ended)
 
