@@ -134,6 +134,7 @@ DB_FORMAT = "audio2mqtt-fingerprints"
 DB_VERSION = 4                      # 1: onset landmarks; 2: before denser queries; 3: weak peaks in references; refused
 DEFAULT_DB = DEFAULT_MODELS_DIR / "fingerprints.sqlite"
 META_FILENAME = "meta.json"         # optional, in sounds/<label>/: fields sent with every event of the label
+YAML_META_FILENAMES = ("meta.yaml", "meta.yml")  # refused with a hint: PyYAML is not a dependency
 COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quiet after an event ends
 PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x peaks) matrix
 STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
@@ -793,7 +794,7 @@ class FingerprintStore:
 def read_label_info(folder: Path) -> LabelInfo:
     """The optional meta.json of a label folder: an object of fields for its events, `cooldown` apart."""
     path = folder / META_FILENAME
-    if (folder / "meta.yaml").is_file() or (folder / "meta.yml").is_file():
+    if any((folder / name).is_file() for name in YAML_META_FILENAMES):
         if not path.is_file():
             raise FingerprintError(f"{folder}: meta.yaml is not read (PyYAML is not a dependency): write it as {META_FILENAME}")
     if not path.is_file():
@@ -815,7 +816,7 @@ def read_label_info(folder: Path) -> LabelInfo:
 
 def has_label_info(folder: Path) -> bool:
     """Whether a folder holds a meta.json (or a meta.yaml that read_label_info refuses)."""
-    return any((folder / name).is_file() for name in (META_FILENAME, "meta.yaml", "meta.yml"))
+    return any((folder / name).is_file() for name in (META_FILENAME, *YAML_META_FILENAMES))
 
 
 def label_groups(root: Path, label: str | None) -> tuple[list[tuple[str, Path, list[Path]]], list[Path]]:
@@ -1012,8 +1013,8 @@ def main(argv=None) -> int:
 class FingerprintListener:
     """Live events of registered sounds: a StreamMatcher feeding the same EventDetector as YAMNet's
     scores (a match starts an event at once: it is already confirmed across the sound's segments), with
-    per-label cooldown from meta.json. Returns event dicts that carry
-    method "fingerprint", the matched reference, its votes and the label's metadata.
+    per-label cooldown from meta.json. Returns event dicts that carry method "fingerprint", the matched
+    reference, its votes and the label's metadata.
 
     The cooldown silences a repeat of the sound, not a better-heard one: a match with OUTVOTE_FACTOR
     times the votes of the event before still starts an event (that one was likely a false match)."""
