@@ -397,6 +397,19 @@ def assess(reference: Reference, offset: int, found: np.ndarray, first_frame: in
                  int(expected[confirmed].sum()), int(expected[countable].sum()), int(agreeing[first].sum()))
 
 
+def first_match_while_heard(reference: Reference, offset: int, found: np.ndarray, first_frame: int, last_frame: int,
+                            rules: MatchDefaults = MATCH, max_tries: int = 64) -> Match | None:
+    """The match a listener would have made while the sound played: the evidence of the query up to the
+    end of each segment in turn (at most `max_tries` of them), the first that is a match. A file that
+    stops partway through a sound, or whose end is lost in noise, then matches as listen.py hears it."""
+    ends = np.arange(first_frame + SEGMENT_FRAMES - 1, last_frame, SEGMENT_FRAMES)
+    for end in ends[::max(1, math.ceil(len(ends) / max_tries))]:
+        match = assess(reference, offset, found[reference.partner_frames[found] <= end], first_frame, int(end), rules)
+        if is_match(match, rules):
+            return match
+    return None
+
+
 def segments_needed(segments_total: int, rules: MatchDefaults = MATCH) -> int:
     """Confirmed segments a match needs, of a reference with `segments_total` counted ones."""
     if segments_total <= rules.short_reference_segments:
@@ -524,8 +537,11 @@ def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarr
     matches = []
     for sound, offset, found in best_offsets(sound_ids, offsets, numbers, rules.offset_tolerance_frames,
                                              rules.min_votes, worth, index.duration_frames):
-        match = assess(index.references[sound], offset, found, -offset, query_frames - 1 - offset, rules)
-        if is_match(match, rules):
+        reference = index.references[sound]
+        match = assess(reference, offset, found, -offset, query_frames - 1 - offset, rules)
+        if not is_match(match, rules):
+            match = first_match_while_heard(reference, offset, found, -offset, query_frames - 1 - offset, rules)
+        if match is not None:
             matches.append(match)
     return sorted(matches, key=lambda m: (m.offset_frames, -m.votes, m.reference.name))
 

@@ -225,6 +225,23 @@ def test_stream_reports_each_replay_once_within_1_5_s_with_metadata(db, sounds):
         assert end["offset_s"] == pytest.approx(start["offset_s"] + jingle_s, abs=0.02)
 
 
+def test_a_file_that_loses_the_sound_to_noise_matches_as_the_listener_hears_it(tmp_path):
+    """The stream decides as it hears; a file match must too, not judge the whole sound by its drowned end."""
+    sound = jingle(np.random.default_rng(3), notes=10)
+    write_wav(tmp_path / "sounds" / "tune" / "tune.wav", sound)
+    assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "db.sqlite")]) == 0
+    index = load_index(tmp_path / "db.sqlite")
+    query = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), sound[:round(0.45 * len(sound))],
+                            0.5 * noise_stream(np.random.default_rng(0), 4.0, color="white")]).astype(np.float32)
+    listener = FingerprintListener(index)
+    heard = [e for i in range(0, len(query), 1600) for e in listener.push(query[i:i + 1600])] + listener.finish()
+    starts = [e["offset_s"] for e in heard if e["event"] == "start"]
+    assert len(starts) == 1 and abs(starts[0] - 0.5) <= 2 * FRAME_S, heard
+    found = fingerprint.match_waveform(index, query)
+    assert [m.reference.name for m in found] == ["tune/tune.wav"]
+    assert abs(found[0].offset_frames * FRAME_S - 0.5) <= 2 * FRAME_S
+
+
 def test_label_cooldown_from_meta_json_silences_a_quick_repeat(db, sounds):
     stream = np.zeros(16 * SAMPLE_RATE, np.float32)
     gap = len(sounds["jingle"]) + round(1.0 * SAMPLE_RATE)  # 1 s apart: it ends inside the 5 s cooldown
