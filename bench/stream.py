@@ -481,9 +481,11 @@ def train_spliced_level(data: TrainingData) -> Detector:
     return train_spliced(data, level_dbfs=LEVEL_DBFS)
 
 
-def smoothed_fit(args, class_names: list[str], label_smoothing: float):
-    """stream_fit with label smoothing: targets 1 - s + s/k and s/k, so softmax scores stop saturating at 1.0
-    and thresholds between 0.5 and 1 keep meaning something."""
+def variant_fit(args, class_names: list[str], label_smoothing: float = 0.0, dropout: tuple | None = None):
+    """stream_fit with the head trained otherwise: label smoothing s (targets 1 - s + s/k and s/k, so
+    softmax scores stop saturating at 1.0 and thresholds between 0.5 and 1 keep meaning something) and/or
+    dropout (input rate, hidden rate; inactive when scoring: does a head that fits its training voices
+    less closely do better on new ones?)."""
     import keras
 
     import stream_training
@@ -491,34 +493,15 @@ def smoothed_fit(args, class_names: list[str], label_smoothing: float):
 
     def fit(x, y):
         keras.utils.set_random_seed(args.seed)
-        head = build_classifier_head(len(class_names))
-        head.compile(optimizer=keras.optimizers.Adam(), metrics=["accuracy"],
-                     loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing))
-        history = head.fit(x, keras.utils.to_categorical(y, len(class_names)), epochs=args.epochs,
-                           batch_size=args.batch_size, verbose=0,
-                           class_weight=stream_training.balanced_weights(y, len(class_names)))
-        return CustomModel(head=head, class_names=class_names, meta={}), history
-    return fit
-
-
-def dropout_fit(args, class_names: list[str], input_rate: float, hidden_rate: float):
-    """stream_fit with dropout on the embedding and on the hidden layer (inactive when scoring): does a
-    head that fits its training voices less closely do better on new ones?"""
-    import keras
-
-    import stream_training
-    from model import CustomModel
-
-    def fit(x, y):
-        keras.utils.set_random_seed(args.seed)
-        head = keras.Sequential([keras.Input(shape=(YAMNET.embedding_size,), name="embedding"),
-                                 keras.layers.Dropout(input_rate),
-                                 keras.layers.Dense(TRAINING.hidden_units, activation="relu", name="hidden"),
-                                 keras.layers.Dropout(hidden_rate),
-                                 keras.layers.Dense(len(class_names), name="logits")])
-        head.compile(optimizer=keras.optimizers.Adam(TRAINING.learning_rate), metrics=["accuracy"],
-                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        history = head.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=0,
+        head = build_classifier_head(len(class_names)) if not dropout else keras.Sequential([
+            keras.Input(shape=(YAMNET.embedding_size,), name="embedding"), keras.layers.Dropout(dropout[0]),
+            keras.layers.Dense(TRAINING.hidden_units, activation="relu", name="hidden"),
+            keras.layers.Dropout(dropout[1]), keras.layers.Dense(len(class_names), name="logits")])
+        targets = keras.utils.to_categorical(y, len(class_names)) if label_smoothing else y
+        loss = (keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+                if label_smoothing else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        head.compile(optimizer=keras.optimizers.Adam(TRAINING.learning_rate), metrics=["accuracy"], loss=loss)
+        history = head.fit(x, targets, epochs=args.epochs, batch_size=args.batch_size, verbose=0,
                            class_weight=stream_training.balanced_weights(y, len(class_names)))
         return CustomModel(head=head, class_names=class_names, meta={}), history
     return fit
@@ -559,8 +542,8 @@ def train_default(data: TrainingData, window_level: bool = True, clip_frames: bo
                                              [fold_of_group[g] for g in groups], parts, part_folds)
     embed = stream_training.WindowEmbedder(lite, CLIP.level_dbfs if window_level else None, cache)
     fit_args = SimpleNamespace(seed=data.seed, epochs=STREAM.epochs, batch_size=STREAM.batch_size)
-    fit = (smoothed_fit(fit_args, class_names, label_smoothing) if label_smoothing
-           else dropout_fit(fit_args, class_names, *dropout) if dropout else stream_fit(fit_args, class_names))
+    fit = (variant_fit(fit_args, class_names, label_smoothing, dropout) if label_smoothing or dropout
+           else stream_fit(fit_args, class_names))
 
     calibration = stream_training.cross_fit(fit, stream_data, embed, STREAM.folds, data.seed, log=lambda *a: None)
     background = len(class_names) - 1
