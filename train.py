@@ -359,9 +359,8 @@ def train_streams(args, files_by_class: dict, recording_paths: list[Path]) -> in
     if ignored:
         print(f"note: {', '.join(ignored)} not used: with background recordings the clips are judged by "
               f"cross-fitting folds (--cv K) and the final model trains on everything", file=sys.stderr)
+    # dataset.check_classes (scan_and_report) has refused a folder with only background/
     sound_classes = {name: files for name, files in files_by_class.items() if name != BACKGROUND_CLASS}
-    if not sound_classes:
-        raise DatasetError(f"only background in {args.training_dir}: add one sub-folder of clips per sound to detect")
     class_names = list(sound_classes) + [BACKGROUND_CLASS]
     background = len(class_names) - 1
     folds = args.cv or STREAM.folds
