@@ -8,7 +8,9 @@ reference, and a reference only its louder peaks, so that the reference's surviv
 replay of a registered sound under music or noise shares many landmarks with it *at one constant time
 offset*; unrelated audio shares few, at scattered offsets. Votes per (sound, offset) decide, and they must
 confirm the sound segment by segment (0.26 s each) over most of what was heard of it, from its start:
-another melody that shares two or three notes with it agrees many times, but only there.
+another melody that shares two or three notes with it agrees many times, but only there. Last, the
+query's spectrogram must show the reference's own peaks where the match puts them (most of them
+prominent, and starting or ending there): votes that agree by chance do not come with those.
 
     python fingerprint.py add sounds/                       # one label per sub-folder
     python fingerprint.py list
@@ -104,7 +106,7 @@ class MatchDefaults:
     # span, segment by segment: another melody sharing two or three notes with it, or a bell of the same
     # pitch, agrees many times but only in one stretch of it; a replay under loud music loses many
     # landmarks, but all over the reference.
-    min_votes: int = 15                  # landmarks agreeing at one offset (a plain reference: at least plain_min_votes) ...
+    min_votes: int = 10                  # landmarks agreeing at one offset (a plain reference: at least plain_min_votes) ...
     min_score: float = 0.03              # ... and at least this share of the reference's landmarks heard so far ...
     plain_peak_frames: int = 8           # ... or, for a plain reference, with peaks in this few frames (a chime:
     plain_peak_bins: int = 4             # all its landmarks join the same few strikes) or bins (a beep pattern),
@@ -122,6 +124,14 @@ class MatchDefaults:
     min_segments_share: float = 0.75     # ... this share of all the reference's counted segments, or one for a
     short_reference_segments: int = 2    # reference of this few (a spoken word: most landmarks at its onset)
     offset_tolerance_frames: int = 1     # votes within +-1 frame (16 ms) of an offset count for it
+    # Then the match is verified on the query's spectrogram (QuerySpectrum.verify): votes agree by chance in
+    # a melody of the same notes at the same tempo, or a voice of the same pitch, but the reference's own
+    # peaks do not all stand out there, starting and ending where the match puts them. A replay's do, even
+    # under louder music: a peak's cell stays prominent after its pairs are lost among the background's.
+    min_verified_share: float = 0.8      # this share of the reference's peaks heard so far must be there ...
+    min_verified_peaks: int = 6          # ... of at least this many checked
+    verify_prominence_db: float = 5.0    # there: this far above the mean of its +-prominence_bins (within 1 frame, 1 bin) ...
+    verify_change_db: float = 3.0        # ... and this much louder than 2-3 frames before (a start) or 2 after (an end)
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
     stream_history_seconds: float = 4.0  # a live stream's landmarks are kept this long for voting
@@ -157,8 +167,11 @@ class LandmarkExtractor:
     landmarks: registration and live matching cannot disagree.
     """
 
-    def __init__(self, params: FingerprintParams = FINGERPRINT):
+    def __init__(self, params: FingerprintParams = FINGERPRINT, keep_level_frames: int | None = 0):
+        """`keep_level_frames`: how many of the latest spectrogram frames its `spectrum` keeps (None: all), for
+        verifying matches (see QuerySpectrum)."""
         self.params = p = params
+        self.spectrum = QuerySpectrum(p, keep_level_frames)
         self.window = np.hanning(p.n_fft + 1)[:-1].astype(np.float32)
         self._scale = 2.0 / self.window.sum()  # a full-scale sine reads 1.0 (0 dBFS)
         self._log_floor = np.log(10.0 ** (p.level_floor_db / 20.0))
@@ -195,6 +208,7 @@ class LandmarkExtractor:
         self._samples = self._samples[count * p.hop:]
         magnitude = np.abs(np.fft.rfft(frames, axis=1))[:, :p.bins] * self._scale  # (count, bins)
         level = np.log(np.maximum(magnitude, np.exp(self._log_floor)))
+        self.spectrum.append(level)
         # mask[t] = max(mask[t-1] - release, neighbourhood max of frame t): a running maximum that fades
         # linearly, i.e. a cumulative maximum of (value + release * t), minus release * t
         t = np.arange(1, count + 1)[:, None]
@@ -274,6 +288,17 @@ def peak_bins(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (hashes >> (_DT_BITS + _BIN_BITS + 1)) & 0xFF, (hashes >> _DT_BITS) & 0xFF
 
 
+def landmark_peaks(hashes: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The distinct peaks the landmarks were made of, rows (frame, bin, kind: 0 start, 1 end), by frame."""
+    hashes, frames = np.asarray(hashes, np.int64), np.asarray(frames, np.int64)
+    anchor_bins, partner_bins = peak_bins(hashes)
+    anchor_kinds = (hashes >> (_DT_BITS + 2 * _BIN_BITS + 1)) & 1
+    partner_kinds = (hashes >> (_DT_BITS + _BIN_BITS)) & 1
+    return np.unique(np.concatenate([np.stack([frames, anchor_bins, anchor_kinds], axis=1),
+                                     np.stack([frames + (hashes & _DT_MASK), partner_bins, partner_kinds], axis=1)]),
+                     axis=0).reshape(-1, 3)
+
+
 def _is_maximum(level: np.ndarray) -> np.ndarray:
     """(frames, bins) -> bool: local maxima across frequency (the edges never are)."""
     peak = np.zeros(level.shape, bool)
@@ -299,6 +324,7 @@ class Reference:
     frames: np.ndarray         # frame of each landmark's anchor peak, sorted ...
     partner_frames: np.ndarray  # ... and of its partner peak, same order: when the landmark is complete
     peak_bins: int             # distinct frequency bins of its peaks: a beep pattern has one or two
+    peaks: np.ndarray          # its landmarks' peaks, rows (frame, bin, kind), by frame (see landmark_peaks)
 
     @property
     def landmark_count(self) -> int:
@@ -356,6 +382,8 @@ class Match:
     covered: int = 0          # landmarks heard in the confirmed segments ...
     countable: int = 0        # ... and in all the counted segments heard
     onset_votes: int = 0      # agreeing landmarks in the first segment heard (with min_segment_landmarks)
+    verified: float | None = None  # share of its peaks heard that stand out in the query (None: not checked)
+    checked_peaks: int = 0    # ... of this many
 
     @property
     def score(self) -> float:
@@ -383,28 +411,35 @@ def counted_segments(reference: Reference, rules: MatchDefaults = MATCH) -> np.n
 
 
 def assess(reference: Reference, offset: int, found: np.ndarray, first_frame: int, last_frame: int,
-           rules: MatchDefaults = MATCH) -> Match:
+           rules: MatchDefaults = MATCH, spectrum: "QuerySpectrum | None" = None) -> Match:
     """The evidence for `reference` at `offset`: `found` are its landmarks (indices) that agree, from a
     query that covered its frames first..last. A segment is confirmed when enough of its own landmarks
-    agree; chance agreements are a few stray landmarks, not a stretch of the sound."""
+    agree; chance agreements are a few stray landmarks, not a stretch of the sound. With the query's
+    `spectrum`, evidence that the landmarks accept is verified on it."""
     expected, agreeing = reference.segment_counts(found, first_frame, last_frame)
     counted = counted_segments(reference, rules)
     countable = counted & (expected >= rules.min_segment_landmarks)
     confirmed = countable & (agreeing >= np.maximum(rules.min_segment_votes, rules.min_segment_fraction * expected))
     first = np.flatnonzero(expected >= rules.min_segment_landmarks)[:1]
-    return Match(reference, offset, len(found), reference.landmarks_between(first_frame, last_frame),
-                 int(confirmed.sum()), int(counted.sum()),
-                 int(expected[confirmed].sum()), int(expected[countable].sum()), int(agreeing[first].sum()))
+    match = Match(reference, offset, len(found), reference.landmarks_between(first_frame, last_frame),
+                  int(confirmed.sum()), int(counted.sum()),
+                  int(expected[confirmed].sum()), int(expected[countable].sum()), int(agreeing[first].sum()))
+    if spectrum is not None and landmarks_agree(match, rules):
+        verified, checked = spectrum.verify(reference, offset, first_frame, last_frame, rules)
+        match = replace(match, verified=verified, checked_peaks=checked)
+    return match
 
 
 def first_match_while_heard(reference: Reference, offset: int, found: np.ndarray, first_frame: int, last_frame: int,
-                            rules: MatchDefaults = MATCH, max_tries: int = 64) -> Match | None:
+                            rules: MatchDefaults = MATCH, spectrum: "QuerySpectrum | None" = None,
+                            max_tries: int = 64) -> Match | None:
     """The match a listener would have made while the sound played: the evidence of the query up to the
     end of each segment in turn (at most `max_tries` of them), the first that is a match. A file that
     stops partway through a sound, or whose end is lost in noise, then matches as listen.py hears it."""
     ends = np.arange(first_frame + SEGMENT_FRAMES - 1, last_frame, SEGMENT_FRAMES)
     for end in ends[::max(1, math.ceil(len(ends) / max_tries))]:
-        match = assess(reference, offset, found[reference.partner_frames[found] <= end], first_frame, int(end), rules)
+        match = assess(reference, offset, found[reference.partner_frames[found] <= end], first_frame, int(end), rules,
+                       spectrum)
         if is_match(match, rules):
             return match
     return None
@@ -418,12 +453,67 @@ def segments_needed(segments_total: int, rules: MatchDefaults = MATCH) -> int:
 
 
 def is_match(match: Match, rules: MatchDefaults = MATCH) -> bool:
+    """The landmarks agree (landmarks_agree) and, if it was checked, the query's spectrogram shows the
+    reference's peaks where the match puts them."""
+    return landmarks_agree(match, rules) and (match.verified is None or (
+        match.checked_peaks >= rules.min_verified_peaks and match.verified >= rules.min_verified_share))
+
+
+def landmarks_agree(match: Match, rules: MatchDefaults = MATCH) -> bool:
     """Enough agreeing landmarks, in segments that hold a fair share of what was heard of the reference,
     and enough of those segments to cover most of the reference (or its first second or so), from its start."""
     return (match.votes >= votes_needed(match.reference, match.expected, rules)
             and match.onset_votes >= rules.min_onset_votes
             and match.covered >= rules.min_covered_share * match.countable
             and match.segments_confirmed >= segments_needed(match.segments_total, rules))
+
+
+class QuerySpectrum:
+    """The latest spectrogram frames of a query (natural-log levels, as LandmarkExtractor computes them),
+    kept to verify a candidate match against the reference's own peaks."""
+
+    def __init__(self, params: FingerprintParams = FINGERPRINT, keep_frames: int | None = 0):
+        self.params, self.keep_frames = params, keep_frames  # None: all
+        self.levels = np.zeros((0, params.bins), np.float32)
+        self.end_frame = 0  # frames appended so far: levels holds frames end_frame - len(levels) .. end_frame - 1
+
+    def append(self, level: np.ndarray) -> None:
+        self.end_frame += len(level)
+        if self.keep_frames != 0:
+            levels = np.concatenate([self.levels, level.astype(np.float32)])
+            self.levels = levels if self.keep_frames is None else levels[len(levels) - self.keep_frames:]
+
+    def verify(self, reference: Reference, offset: int, first_frame: int, last_frame: int,
+               rules: MatchDefaults = MATCH) -> tuple[float, int]:
+        """(share of the reference's peaks in its frames first..last that stand out in the query at `offset`,
+        how many were checked). A peak stands out when, within a frame and a bin of where it should be, the
+        query is prominent and starts (or ends) there: a replay's peaks do, under a background; another
+        melody that only shares some notes, or holds them longer, or a voice of another pitch, does not."""
+        from scipy.ndimage import maximum_filter, maximum_filter1d, uniform_filter1d
+
+        start = self.end_frame - len(self.levels)
+        frames, bins, kinds = reference.peaks.T
+        query_frames = frames + offset
+        # a peak is checked with 4 frames before it and 3 after (see `change`) in the levels kept
+        checked = ((frames >= first_frame) & (frames <= last_frame)
+                   & (query_frames >= start + 4) & (query_frames <= self.end_frame - 4))
+        if not checked.any():
+            return 0.0, 0
+        query_frames, bins, kinds = query_frames[checked], bins[checked], kinds[checked]
+        first = query_frames.min() - 4
+        block = self.levels[first - start:query_frames.max() + 4 - start].astype(np.float64)
+        to_nats = np.log(10) / 20
+        prominence = block - uniform_filter1d(block, 2 * self.params.prominence_bins + 1, axis=1, mode="nearest")
+        prominence = maximum_filter(prominence, size=3, mode="nearest")
+        near = maximum_filter1d(block, 3, axis=1, mode="nearest")
+        rows = (query_frames - first)[:, None] + np.array([-1, 0, 1])
+        columns = bins[:, None]
+        rise = near[rows, columns] - np.maximum(near[rows - 3, columns], near[rows - 2, columns])
+        fall = near[rows, columns] - near[rows + 2, columns]
+        change = np.where(kinds[:, None] == 0, rise, fall).max(axis=1)
+        stands_out = ((prominence[rows[:, 1], bins] >= rules.verify_prominence_db * to_nats)
+                      & (change >= rules.verify_change_db * to_nats))
+        return float(stands_out.mean()), int(len(stands_out))
 
 
 class FingerprintIndex:
@@ -525,9 +615,9 @@ def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, numbers: np.ndarray
 
 
 def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarray, query_frames: int,
-                    rules: MatchDefaults = MATCH) -> list[Match]:
+                    rules: MatchDefaults = MATCH, spectrum: QuerySpectrum | None = None) -> list[Match]:
     """References found in a query of `query_frames` frames, in order of time; a sound heard twice is
-    found twice."""
+    found twice. Matches are verified on the query's `spectrum` if given (match_waveform gives it)."""
     sound_ids, offsets, _, numbers = index.lookup(hashes, times)
 
     def worth(sound, offset, votes):
@@ -538,9 +628,10 @@ def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarr
     for sound, offset, found in best_offsets(sound_ids, offsets, numbers, rules.offset_tolerance_frames,
                                              rules.min_votes, worth, index.duration_frames):
         reference = index.references[sound]
-        match = assess(reference, offset, found, -offset, query_frames - 1 - offset, rules)
+        match = assess(reference, offset, found, -offset, query_frames - 1 - offset, rules, spectrum)
         if not is_match(match, rules):
-            match = first_match_while_heard(reference, offset, found, -offset, query_frames - 1 - offset, rules)
+            match = first_match_while_heard(reference, offset, found, -offset, query_frames - 1 - offset, rules,
+                                            spectrum)
         if match is not None:
             matches.append(match)
     return sorted(matches, key=lambda m: (m.offset_frames, -m.votes, m.reference.name))
@@ -548,8 +639,9 @@ def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarr
 
 def match_waveform(index: FingerprintIndex, waveform: np.ndarray, rules: MatchDefaults = MATCH) -> list[Match]:
     """References found anywhere in a 16 kHz recording, in order of time (each time a sound plays)."""
-    hashes, times = landmarks(waveform, index.params.for_query)
-    return match_landmarks(index, hashes, times, len(waveform) // index.params.hop, rules)
+    extractor = LandmarkExtractor(index.params.for_query, keep_level_frames=None)
+    hashes, times = extractor.push(waveform)
+    return match_landmarks(index, hashes, times, extractor.frames_done, rules, extractor.spectrum)
 
 
 class StreamMatcher:
@@ -562,8 +654,8 @@ class StreamMatcher:
 
     def __init__(self, index: FingerprintIndex, rules: MatchDefaults = MATCH):
         self.index, self.rules = index, rules
-        self.extractor = LandmarkExtractor(index.params.for_query)
         self.history_frames = round(rules.stream_history_seconds / index.params.frame_seconds)
+        self.extractor = LandmarkExtractor(index.params.for_query, keep_level_frames=self.history_frames + 8)
         self.grace_frames = round(rules.stream_grace_seconds / index.params.frame_seconds)
         self._sound_ids = np.zeros(0, np.int64)
         self._offsets = np.zeros(0, np.int64)
@@ -608,7 +700,8 @@ class StreamMatcher:
         for sound, offset, numbers in best_offsets(self._sound_ids, self._offsets, self._numbers,
                                                    self.rules.offset_tolerance_frames, self.rules.min_votes, worth,
                                                    self.index.duration_frames, only=np.unique(sound_ids)):
-            match = assess(self.index.references[sound], offset, numbers, *heard(offset), self.rules)
+            match = assess(self.index.references[sound], offset, numbers, *heard(offset), self.rules,
+                           self.extractor.spectrum)
             if not is_match(match, self.rules):
                 continue
             label = match.reference.label
@@ -759,7 +852,7 @@ class FingerprintStore:
             order = np.argsort(f, kind="stable")
             partners = f.astype(np.int64) + (h.astype(np.int64) & _DT_MASK)
             references.append(Reference(sound_id, label, name, duration, f[order].astype(np.int64), partners[order],
-                                        len(np.unique(np.concatenate(peak_bins(h))))))
+                                        len(np.unique(np.concatenate(peak_bins(h)))), landmark_peaks(h, f)))
             hashes[sound_id] = h[order].astype(np.uint32)
         return FingerprintIndex(references, hashes, FINGERPRINT, self.labels())
 

@@ -141,6 +141,32 @@ def test_a_match_starts_where_the_sound_does(db, sounds):
     assert fingerprint.match_landmarks(index, *rest, query_frames) == []
 
 
+def spectrum_of(waveform: np.ndarray) -> fingerprint.QuerySpectrum:
+    extractor = LandmarkExtractor(FINGERPRINT.for_query, keep_level_frames=None)
+    extractor.push(waveform)
+    return extractor.spectrum
+
+
+def test_a_match_is_verified_on_the_query_spectrogram(db, sounds):
+    """Landmarks can agree where the sound is not (a melody of the same notes at the same tempo): a match
+    also needs the reference's own peaks to stand out in the query where it puts them. A replay under
+    louder music shows them; the music alone, or the replay at another offset, does not."""
+    index = load_index(db)
+    reference = next(r for r in index.references.values() if r.label == "mario_dies")
+    music = melody_stream(np.random.default_rng(21), 8.0)
+    at, last = round(2.0 / FRAME_S), int(reference.peaks[:, 0].max())
+    share, checked = spectrum_of(place(music, sounds["jingle"], 2.0, -3.0)).verify(reference, at, 0, last)
+    assert checked >= 20 and share >= fingerprint.MATCH.min_verified_share
+    for waveform, offset in ((music, at), (place(music, sounds["jingle"], 2.0, -3.0), at + 20)):
+        share, checked = spectrum_of(waveform).verify(reference, offset, 0, last)
+        assert checked >= 20 and share < 0.5
+    # the reference's exact landmarks, as if heard over the music: they agree, but the music lacks its peaks
+    hashes, frames = landmarks(sounds["jingle"])
+    query_frames = len(music) // FINGERPRINT.hop
+    assert [m.reference.label for m in fingerprint.match_landmarks(index, hashes, frames + at, query_frames)] == ["mario_dies"]
+    assert fingerprint.match_landmarks(index, hashes, frames + at, query_frames, spectrum=spectrum_of(music)) == []
+
+
 def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
     """A plain reference (a chime: a few strikes) needs more votes than a melody; a spoken word (its
     landmarks at its onset, two segments) one confirmed segment, a longer sound several."""
