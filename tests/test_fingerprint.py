@@ -165,6 +165,14 @@ def test_a_match_is_verified_on_the_query_spectrogram(db, sounds):
     query_frames = len(music) // FINGERPRINT.hop
     assert [m.reference.label for m in fingerprint.match_landmarks(index, hashes, frames + at, query_frames)] == ["mario_dies"]
     assert fingerprint.match_landmarks(index, hashes, frames + at, query_frames, spectrum=spectrum_of(music)) == []
+    # a live stream is verified the same way, on the levels it keeps
+    matcher, step, matches = fingerprint.StreamMatcher(index), round(0.1 * SAMPLE_RATE), []
+    replay = place(music, sounds["jingle"], 2.0, -3.0)
+    for start in range(0, len(replay), step):
+        matches += matcher.push(replay[start:start + step])
+    assert matches and {m.reference.label for m in matches} == {"mario_dies"}
+    rules = fingerprint.MATCH
+    assert all(m.verified >= rules.min_verified_share and m.checked_peaks >= rules.min_verified_peaks for m in matches)
 
 
 def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
