@@ -131,7 +131,9 @@ class MatchDefaults:
     min_verified_share: float = 0.8      # this share of the reference's peaks heard so far must be there ...
     min_verified_peaks: int = 6          # ... of at least this many checked
     verify_prominence_db: float = 5.0    # there: this far above the mean of its +-prominence_bins (within 1 frame, 1 bin) ...
-    verify_change_db: float = 3.0        # ... and this much louder than 2-3 frames before (a start) or 2 after (an end)
+    verify_change_db: float = 3.0        # ... and this much louder than 2-3 frames before (a start) or 2 after (an end);
+    plain_end_drop_db: float = 10.0      # a plain reference's end: this much (a beep stops dead; a held tone of
+                                         # the same pitch in other music wavers by a few dB)
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
     stream_history_seconds: float = 4.0  # a live stream's landmarks are kept this long for voting
@@ -396,10 +398,15 @@ class Match:
                 "score": round(self.score, 4)}
 
 
+def is_plain(reference: Reference, rules: MatchDefaults = MATCH) -> bool:
+    """A chime (all its peaks in a few strikes) or a beep pattern (on one or two pitches): other sounds hold
+    those few notes too."""
+    return reference.peak_frames <= rules.plain_peak_frames or reference.peak_bins <= rules.plain_peak_bins
+
+
 def votes_needed(reference: Reference, landmarks_heard: int, rules: MatchDefaults = MATCH) -> float:
     """Votes that make a match when `landmarks_heard` of the reference's landmarks could have been heard."""
-    plain = reference.peak_frames <= rules.plain_peak_frames or reference.peak_bins <= rules.plain_peak_bins
-    if plain:
+    if is_plain(reference, rules):
         return max(rules.plain_min_votes, rules.min_votes, rules.plain_min_score * landmarks_heard)
     return max(rules.min_votes, rules.min_score * landmarks_heard)
 
@@ -511,8 +518,9 @@ class QuerySpectrum:
         rise = near[rows, columns] - np.maximum(near[rows - 3, columns], near[rows - 2, columns])
         fall = near[rows, columns] - near[rows + 2, columns]
         change = np.where(kinds[:, None] == 0, rise, fall).max(axis=1)
+        end_drop_db = rules.plain_end_drop_db if is_plain(reference, rules) else rules.verify_change_db
         stands_out = ((prominence[rows[:, 1], bins] >= rules.verify_prominence_db * to_nats)
-                      & (change >= rules.verify_change_db * to_nats))
+                      & (change >= np.where(kinds == 0, rules.verify_change_db, end_drop_db) * to_nats))
         return float(stands_out.mean()), int(len(stands_out))
 
 

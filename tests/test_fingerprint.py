@@ -175,6 +175,31 @@ def test_a_match_is_verified_on_the_query_spectrogram(db, sounds):
     assert all(m.verified >= rules.min_verified_share and m.checked_peaks >= rules.min_verified_peaks for m in matches)
 
 
+def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
+    """A plain reference's peaks are few and on one pitch: a note of that pitch held in other music,
+    wavering by a few dB in step with the beeps, shows them starting but not stopping dead, as a beep does."""
+    rng = np.random.default_rng(5)
+    pitch_hz, on_s, off_s, count = 2640.0, 0.15, 0.1, 6
+    t = np.arange(round(count * (on_s + off_s) * SAMPLE_RATE)) / SAMPLE_RATE
+    on = (t % (on_s + off_s)) < on_s
+    tone = np.sin(2 * np.pi * pitch_hz * t).astype(np.float32)
+    pattern = 0.5 * tone * on
+    with FingerprintStore(tmp_path / "fp.sqlite", create=True) as store:
+        assert fingerprint.register(store, "oven", fingerprint.LabelInfo({}), "oven/done.wav", pattern)[0] == "added"
+        (reference,) = store.load_index().references.values()
+    assert fingerprint.is_plain(reference)
+    at_s, last = 1.0, int(reference.peaks[:, 0].max())
+    at = round(at_s / FRAME_S)
+    bed = noise_stream(rng, 4.0, color="pink")
+    share, checked = spectrum_of(place(bed, pattern, at_s, 0.0)).verify(reference, at, 0, last)
+    assert checked >= 10 and share >= fingerprint.MATCH.min_verified_share
+    held = np.zeros(4 * SAMPLE_RATE, np.float32)
+    held[at * FINGERPRINT.hop:at * FINGERPRINT.hop + len(t)] = 0.3 * tone * np.where(on, 1.0, 0.6)  # wavers by 4.4 dB
+    held += 0.01 * bed
+    share, checked = spectrum_of(held).verify(reference, at, 0, last)
+    assert checked >= 10 and share < 0.5  # ends judged like starts (3 dB) would give 0.75
+
+
 def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
     """A plain reference (a chime: a few strikes) needs more votes than a melody; a spoken word (its
     landmarks at its onset, two segments) one confirmed segment, a longer sound several."""
