@@ -59,9 +59,9 @@ def load_audio_16k_mono(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{path}: not a readable audio file ({first_line(e)})") from e
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
-    waveform = to_mono(data)
-    waveform = resample(waveform, file_sr, sr)
-    return sanitize(waveform)
+    waveform = resample(to_mono(data), file_sr, sr)
+    del data  # before sanitizing: peak memory is then two copies of the audio, not four
+    return sanitize(waveform, copy=False)
 
 
 def iter_loaded_audio(paths, read_ahead: int = 4):
@@ -109,10 +109,11 @@ def resample(waveform: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.
     return resampy.resample(waveform, sr_in, sr_out, axis=-1).astype(np.float32, copy=False)
 
 
-def sanitize(waveform: np.ndarray) -> np.ndarray:
-    """Replace NaN/inf with 0 and clip to [-1, 1]: float files may hold anything."""
-    waveform = np.nan_to_num(waveform, nan=0.0, posinf=1.0, neginf=-1.0)
-    return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
+def sanitize(waveform: np.ndarray, copy: bool = True) -> np.ndarray:
+    """Replace NaN/inf with 0 and clip to [-1, 1]: float files may hold anything. With `copy` False, a
+    float32 `waveform` is changed in place (an hour of audio is 230 MB; copies add up)."""
+    waveform = np.nan_to_num(waveform.astype(np.float32, copy=copy), copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(waveform, -1.0, 1.0, out=waveform)
 
 
 def pad_to_length(waveform: np.ndarray, min_samples: int) -> np.ndarray:

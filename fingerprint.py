@@ -150,6 +150,7 @@ YAML_META_FILENAMES = ("meta.yaml", "meta.yml")  # refused with a hint: PyYAML i
 COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quiet after an event ends
 PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x peaks) matrix
 STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
+FILE_PIECE_SECONDS = 30.0          # match_waveform makes a recording's landmarks this much at a time
 _BIN_BITS, _DT_BITS = 8, 6
 _DT_MASK = (1 << _DT_BITS) - 1
 SEGMENT_FRAMES = 16                # 0.26 s: a match must agree segment by segment across the reference
@@ -481,14 +482,22 @@ class QuerySpectrum:
 
     def __init__(self, params: FingerprintParams = FINGERPRINT, keep_frames: int | None = 0):
         self.params, self.keep_frames = params, keep_frames  # None: all
-        self.levels = np.zeros((0, params.bins), np.float32)
+        self._pieces = [np.zeros((0, params.bins), np.float16)]  # 16 bits: 0.07 dB steps, 32 kB per second
         self.end_frame = 0  # frames appended so far: levels holds frames end_frame - len(levels) .. end_frame - 1
+
+    @property
+    def levels(self) -> np.ndarray:
+        if len(self._pieces) > 1:  # a file's pieces are joined once, when a match is checked
+            self._pieces = [np.concatenate(self._pieces)]
+        return self._pieces[0]
 
     def append(self, level: np.ndarray) -> None:
         self.end_frame += len(level)
         if self.keep_frames != 0:
-            levels = np.concatenate([self.levels, level.astype(np.float32)])
-            self.levels = levels if self.keep_frames is None else levels[len(levels) - self.keep_frames:]
+            self._pieces.append(level.astype(np.float16))
+            if self.keep_frames is not None:
+                levels = self.levels
+                self._pieces = [levels[max(0, len(levels) - self.keep_frames):]]
 
     def verify(self, reference: Reference, offset: int, first_frame: int, last_frame: int,
                rules: MatchDefaults = MATCH) -> tuple[float, int]:
@@ -648,7 +657,12 @@ def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarr
 def match_waveform(index: FingerprintIndex, waveform: np.ndarray, rules: MatchDefaults = MATCH) -> list[Match]:
     """References found anywhere in a 16 kHz recording, in order of time (each time a sound plays)."""
     extractor = LandmarkExtractor(index.params.for_query, keep_level_frames=None)
-    hashes, times = extractor.push(waveform)
+    # in pieces (the same landmarks, see LandmarkExtractor): a long recording's spectrogram computed at
+    # once would take ~100 MB per minute
+    step = round(FILE_PIECE_SECONDS * index.params.sample_rate)
+    pieces = [extractor.push(waveform[start:start + step]) for start in range(0, len(waveform), step)]
+    hashes = np.concatenate([h for h, _ in pieces]) if pieces else np.zeros(0, np.uint32)
+    times = np.concatenate([t for _, t in pieces]) if pieces else np.zeros(0, np.int64)
     return match_landmarks(index, hashes, times, extractor.frames_done, rules, extractor.spectrum)
 
 
