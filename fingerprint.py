@@ -94,6 +94,11 @@ class FingerprintParams:
         return replace(self, max_peaks_per_frame=self.query_peaks_per_frame, fanout=self.query_fanout,
                        level_gate_db=self.query_level_gate_db)
 
+    def reference_settings(self) -> dict:
+        """The settings a database must have been made with: the reference's (its landmarks are in it), not
+        the query's (a stream's landmarks are made afresh, so those may change between versions)."""
+        return {k: v for k, v in asdict(self).items() if not k.startswith("query_")}
+
 
 FINGERPRINT = FingerprintParams()
 
@@ -793,7 +798,7 @@ class FingerprintStore:
                     conn.executescript(_SCHEMA)
                     conn.executemany("INSERT INTO info VALUES (?, ?)", [
                         ("format", DB_FORMAT), ("version", str(DB_VERSION)),
-                        ("params", json.dumps(asdict(FINGERPRINT), sort_keys=True))])
+                        ("params", json.dumps(FINGERPRINT.reference_settings(), sort_keys=True))])
                 conn.close()
         except (OSError, sqlite3.Error) as e:
             raise FingerprintError(f"cannot create fingerprint database {path} ({first_line(e)})") from e
@@ -810,11 +815,18 @@ class FingerprintStore:
         if info.get("format") != DB_FORMAT:
             self.conn.close()
             raise FingerprintError(f"{self.path}: an SQLite database, but not one of audio2mqtt's fingerprints")
-        if info.get("version") != str(DB_VERSION) or info.get("params") != json.dumps(asdict(FINGERPRINT), sort_keys=True):
+        try:
+            params = json.loads(info.get("params") or "{}")
+        except ValueError:
+            params = {}
+        same_settings = isinstance(params, dict) and FINGERPRINT.reference_settings() == {
+            k: v for k, v in params.items() if not k.startswith("query_")}
+        if info.get("version") != str(DB_VERSION) or not same_settings:
             self.conn.close()
-            raise FingerprintError(f"{self.path}: made by another version of fingerprint.py (format "
-                                   f"{info.get('version')}, this one reads {DB_VERSION}): delete it and add "
-                                   f"your sounds again (python fingerprint.py add sounds/ --db {self.path})")
+            why = (f"format {info.get('version')}, this one reads {DB_VERSION}" if info.get("version") != str(DB_VERSION)
+                   else "other landmark settings")
+            raise FingerprintError(f"{self.path}: made by another version of fingerprint.py ({why}): delete it and "
+                                   f"add your sounds again (python fingerprint.py add sounds/ --db {self.path})")
 
     def close(self) -> None:
         self.conn.close()

@@ -494,6 +494,25 @@ def test_a_database_of_an_older_fingerprint_format_asks_to_add_the_sounds_again(
         load_index(old)  # what listen.py --fingerprints calls
 
 
+def test_a_database_needs_the_reference_landmark_settings_not_the_query_ones(db, tmp_path, capsys):
+    """A database holds references' landmarks, so it must have been made with today's reference settings;
+    the query's are made afresh on every stream, and may change between versions without re-adding."""
+    def copy_with(change):
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.sqlite"
+        path.write_bytes(db.read_bytes())
+        with sqlite3.connect(path) as conn:
+            (params,) = conn.execute("SELECT value FROM info WHERE key = 'params'").fetchone()
+            conn.execute("UPDATE info SET value = ? WHERE key = 'params'", (json.dumps(change(json.loads(params))),))
+        return path
+
+    assert load_index(copy_with(lambda p: dict(p, query_fanout=99))).labels == ["doorbell", "mario_dies", "seven"]
+    other = copy_with(lambda p: dict(p, fanout=p["fanout"] + 1))
+    assert fingerprint.main(["list", "--db", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {other}: made by another version of fingerprint.py (other landmark settings): "
+                          "delete it and add your sounds again") and err.count("\n") == 1, err
+
+
 def test_bad_meta_json_skips_its_label_with_one_line(tmp_path, sounds, capsys):
     root = tmp_path / "sounds"
     write_wav(root / "bell" / "bell.wav", sounds["chime"])
