@@ -334,6 +334,16 @@ class Reference:
     peak_bins: int             # distinct frequency bins of its peaks: a beep pattern has one or two
     peaks: np.ndarray          # its landmarks' peaks, rows (frame, bin, kind), by frame (see landmark_peaks)
 
+    @classmethod
+    def of(cls, sound_id: int, label: str, name: str, duration_s: float, hashes: np.ndarray,
+           frames: np.ndarray) -> tuple["Reference", np.ndarray]:
+        """(the reference of a recording's landmarks, its hashes in the reference's landmark order)."""
+        order = np.argsort(frames, kind="stable")
+        partners = frames.astype(np.int64) + (hashes.astype(np.int64) & _DT_MASK)
+        reference = cls(sound_id, label, name, duration_s, frames[order].astype(np.int64), partners[order],
+                        len(np.unique(np.concatenate(peak_bins(hashes)))), landmark_peaks(hashes, frames))
+        return reference, hashes[order].astype(np.uint32)
+
     @property
     def landmark_count(self) -> int:
         return len(self.frames)
@@ -883,11 +893,8 @@ class FingerprintStore:
             if len(h) != count or len(f) != count:
                 raise FingerprintError(f"{self.path}: damaged fingerprint database (sound {name!r} has "
                                        f"{len(h)} hashes for {count} landmarks); delete it and run add again")
-            order = np.argsort(f, kind="stable")
-            partners = f.astype(np.int64) + (h.astype(np.int64) & _DT_MASK)
-            references.append(Reference(sound_id, label, name, duration, f[order].astype(np.int64), partners[order],
-                                        len(np.unique(np.concatenate(peak_bins(h)))), landmark_peaks(h, f)))
-            hashes[sound_id] = h[order].astype(np.uint32)
+            reference, hashes[sound_id] = Reference.of(sound_id, label, name, duration, h, f)
+            references.append(reference)
         return FingerprintIndex(references, hashes, FINGERPRINT, self.labels())
 
     # --- writing: each call is one transaction ---
@@ -1006,6 +1013,11 @@ def register(store: FingerprintStore, label: str, info: LabelInfo, name: str, wa
         return "skipped", (f"too short, quiet or plain to fingerprint: {len(hashes)} landmarks found, "
                            f"{rules.min_landmarks_to_register} needed (record it longer or closer, or use a YAMNet class)")
     store.add_sound(label, info, name, identity, duration, hashes, frames)
+    reference, _ = Reference.of(0, label, name, duration, hashes, frames)
+    needed = votes_needed(reference, 0, rules)
+    if is_plain(reference, rules) and len(hashes) < 2 * needed:
+        return "added", (f"{duration:.1f} s, {len(hashes)} landmarks; a plain sound (a few strikes, or one or two "
+                         f"pitches): {needed:.0f} of them must agree, so it is recognised only when heard clearly")
     return "added", f"{duration:.1f} s, {len(hashes)} landmarks"
 
 

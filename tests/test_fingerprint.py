@@ -200,6 +200,28 @@ def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
     assert checked >= 10 and share < 0.5  # ends judged like starts (3 dB) would give 0.75
 
 
+def bell(notes_hz, partials: int = 5) -> np.ndarray:
+    """Struck notes 0.5 s apart, each with `partials` harmonics ringing off."""
+    t = np.arange(round(0.8 * SAMPLE_RATE)) / SAMPLE_RATE
+    out = np.zeros(round((0.5 * len(notes_hz) + 0.6) * SAMPLE_RATE))
+    for i, f in enumerate(notes_hz):
+        at = round(0.5 * i * SAMPLE_RATE)
+        out[at:at + len(t)] += sum(np.sin(2 * np.pi * f * k * t) * np.exp(-3 * k * t) / k for k in range(1, partials + 1))
+    return (0.4 * out / np.abs(out).max()).astype(np.float32)
+
+
+def test_adding_a_plain_sound_with_few_landmarks_says_it_needs_to_be_heard_clearly(tmp_path, capsys):
+    """A two-note bell has few landmarks, and a plain sound needs plain_min_votes of them: a user should
+    know at once that it will be missed under loud noise, not find out from a missed ring."""
+    write_wav(tmp_path / "sounds" / "ding_dong" / "bell.wav", bell((660, 550)))
+    write_wav(tmp_path / "sounds" / "three_notes" / "bell.wav", bell((660, 550, 660)))
+    assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "fp.sqlite")]) == 0
+    lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["added ding_dong/bell.wav"].endswith(
+        f"{fingerprint.MATCH.plain_min_votes} of them must agree, so it is recognised only when heard clearly")
+    assert "plain" not in lines["added three_notes/bell.wav"]
+
+
 def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
     """A plain reference (a chime: a few strikes) needs more votes than a melody; a spoken word (its
     landmarks at its onset, two segments) one confirmed segment, a longer sound several."""
