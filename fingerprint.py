@@ -790,6 +790,9 @@ class FingerprintStore:
             self._create(self.path)
         if self.path.is_dir():
             raise FingerprintError(f"{self.path} is a folder, not a fingerprint database")
+        if self.path.stat().st_size == 0:  # SQLite would take it for an empty database of someone else's
+            raise FingerprintError(f"{self.path}: an empty file (0 bytes), not a fingerprint database: delete it "
+                                   f"and add your sounds (python fingerprint.py add sounds/ --db {self.path})")
         try:
             self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None)
         except sqlite3.Error as e:

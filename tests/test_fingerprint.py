@@ -473,7 +473,7 @@ def test_ctrl_c_while_adding_rolls_back_the_sound_in_progress(tmp_path, sound_tr
         assert "seven" not in store.labels()
 
 
-@pytest.mark.parametrize("case", ["missing", "not sqlite", "foreign sqlite", "damaged", "folder"])
+@pytest.mark.parametrize("case", ["missing", "not sqlite", "foreign sqlite", "damaged", "folder", "empty"])
 @pytest.mark.parametrize("command", ["list", "match", "remove"])
 def test_a_bad_database_is_one_line_and_exit_1(case, command, db, tmp_path, capsys):
     path = tmp_path / "fingerprints.sqlite"
@@ -487,6 +487,8 @@ def test_a_bad_database_is_one_line_and_exit_1(case, command, db, tmp_path, caps
         path.write_bytes(bytes(data))
     elif case == "folder":
         path.mkdir()
+    elif case == "empty":
+        path.touch()
     argv = {"list": ["list"], "match": ["match", str(path)], "remove": ["remove", "x"]}[command]
     assert fingerprint.main(argv + ["--db", str(path)]) == 1
     err = capsys.readouterr().err
@@ -494,7 +496,8 @@ def test_a_bad_database_is_one_line_and_exit_1(case, command, db, tmp_path, caps
                 "not sqlite": f"error: {path}: not a fingerprint database (file is not a database)",
                 "foreign sqlite": f"error: {path}: an SQLite database, but not one of audio2mqtt's fingerprints",
                 "damaged": f"error: {path}: damaged fingerprint database",
-                "folder": f"error: {path} is a folder, not a fingerprint database"}[case]
+                "folder": f"error: {path} is a folder, not a fingerprint database",
+                "empty": f"error: {path}: an empty file (0 bytes), not a fingerprint database: delete it"}[case]
     if case == "damaged" and command in ("list", "remove"):
         expected = f"error: {path}: "  # may read fine, or hit a zeroed page
         if err == "":
