@@ -218,7 +218,10 @@ def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds) -
                     warned = True
                 yield sanitize(resampler.process(to_mono(block)))
         finally:
-            stream.stop()
+            # abort, not stop: stop waits for pending buffers, and can hang while PortAudio's ALSA thread is
+            # blocked in a read (seen once in CI: SIGTERM, then no exit within 60 s); what is dropped was not
+            # going to be heard anyway
+            stream.abort()
             stream.close()
 
     return Source(f"device:{info['name']}", chunks())
