@@ -1,5 +1,5 @@
 """Generated sounds for the fingerprint tests and benchmark: chiptune-like square-wave jingles, two-tone
-chimes, beep patterns, and confusers of the same kinds (other melodies, noise, mains hum).
+chimes, beep patterns, confusers of the same kinds (other melodies, noise, mains hum), and a room's echo.
 
 Every generator takes a numpy Generator, so a seed gives the same sound on every machine.
 """
@@ -105,6 +105,21 @@ def hum_stream(rng: np.random.Generator, seconds: float, sr: int = SAMPLE_RATE) 
     base = float(rng.choice([50.0, 60.0]))
     hum = sum(np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 8))
     return (0.1 * hum + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def in_a_room(rng: np.random.Generator, sound: np.ndarray, reverb_s: float, direct_to_reverb_db: float,
+              sr: int = SAMPLE_RATE) -> np.ndarray:
+    """`sound` as a microphone in a room hears it: the direct sound plus a reverberant tail (exponentially
+    decaying noise, down 60 dB after `reverb_s`, its energy `direct_to_reverb_db` below the direct sound's),
+    ringing on after the sound for up to 0.3 s."""
+    from scipy.signal import fftconvolve
+
+    n = round(reverb_s * sr)
+    tail = rng.standard_normal(n) * 10.0 ** (-3.0 * np.arange(n) / n)
+    tail[:round(0.003 * sr)] = 0.0  # the first reflection comes a few ms after the direct sound
+    tail *= 10.0 ** (-direct_to_reverb_db / 20.0) / np.sqrt(np.sum(tail ** 2))
+    tail[0] = 1.0
+    return fftconvolve(sound, tail)[:len(sound) + round(0.3 * sr)].astype(np.float32)
 
 
 def rms(w: np.ndarray) -> float:
