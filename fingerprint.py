@@ -138,7 +138,8 @@ class MatchDefaults:
     verify_prominence_db: float = 5.0    # there: this far above the mean of its +-prominence_bins (within 1 frame, 1 bin) ...
     verify_change_db: float = 3.0        # ... and this much louder than 2-3 frames before (a start) or 2 after (an end);
     plain_end_drop_db: float = 10.0      # a plain reference's end: this much (a beep stops dead; a held tone of
-                                         # the same pitch in other music wavers by a few dB)
+                                         # the same pitch in other music wavers by a few dB) ...
+    plain_end_drop_frames: int = 6       # ... within this many frames (0.1 s: in a room, a beep's echo rings on)
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
     stream_history_seconds: float = 4.0  # a live stream's landmarks are kept this long for voting
@@ -525,14 +526,16 @@ class QuerySpectrum:
         start = self.end_frame - len(self.levels)
         frames, bins, kinds = reference.peaks.T
         query_frames = frames + offset
-        # a peak is checked with 4 frames before it and 3 after (see `change`) in the levels kept
+        plain = is_plain(reference, rules)
+        after = 1 + (rules.plain_end_drop_frames if plain else 2)  # frames after a peak its end is judged on, +1
+        # a peak is checked with 4 frames before it and `after` + 1 after (see `change`) in the levels kept
         checked = ((frames >= first_frame) & (frames <= last_frame)
-                   & (query_frames >= start + 4) & (query_frames <= self.end_frame - 4))
+                   & (query_frames >= start + 4) & (query_frames <= self.end_frame - 1 - after))
         if not checked.any():
             return 0.0, 0
         query_frames, bins, kinds = query_frames[checked], bins[checked], kinds[checked]
         first = query_frames.min() - 4
-        block = self.levels[first - start:query_frames.max() + 4 - start].astype(np.float64)
+        block = self.levels[first - start:query_frames.max() + 1 + after - start].astype(np.float64)
         to_nats = np.log(10) / 20
         prominence = block - uniform_filter1d(block, 2 * self.params.prominence_bins + 1, axis=1, mode="nearest")
         prominence = maximum_filter(prominence, size=3, mode="nearest")
@@ -540,9 +543,9 @@ class QuerySpectrum:
         rows = (query_frames - first)[:, None] + np.array([-1, 0, 1])
         columns = bins[:, None]
         rise = near[rows, columns] - np.maximum(near[rows - 3, columns], near[rows - 2, columns])
-        fall = near[rows, columns] - near[rows + 2, columns]
+        fall = near[rows, columns] - np.min([near[rows + k, columns] for k in range(2, after)], axis=0)
         change = np.where(kinds[:, None] == 0, rise, fall).max(axis=1)
-        end_drop_db = rules.plain_end_drop_db if is_plain(reference, rules) else rules.verify_change_db
+        end_drop_db = rules.plain_end_drop_db if plain else rules.verify_change_db
         stands_out = ((prominence[rows[:, 1], bins] >= rules.verify_prominence_db * to_nats)
                       & (change >= np.where(kinds == 0, rules.verify_change_db, end_drop_db) * to_nats))
         return float(stands_out.mean()), int(len(stands_out))
