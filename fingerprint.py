@@ -136,7 +136,8 @@ class MatchDefaults:
     min_verified_share: float = 0.8      # this share of the reference's peaks heard so far must be there ...
     min_verified_peaks: int = 6          # ... of at least this many checked
     verify_prominence_db: float = 5.0    # there: this far above the mean of its +-prominence_bins (within 1 frame, 1 bin) ...
-    verify_change_db: float = 3.0        # ... and this much louder than 2-3 frames before (a start) or 2 after (an end);
+    verify_change_db: float = 3.0        # ... and this much louder than 2-3 frames before (a start) or, an end, than
+    end_drop_frames: int = 4             # ... within this many frames after (64 ms: a room's echo slows the fall);
     plain_end_drop_db: float = 10.0      # a plain reference's end: this much (a beep stops dead; a held tone of
                                          # the same pitch in other music wavers by a few dB) ...
     plain_end_drop_frames: int = 6       # ... within this many frames (0.1 s: in a room, a beep's echo rings on)
@@ -527,7 +528,7 @@ class QuerySpectrum:
         frames, bins, kinds = reference.peaks.T
         query_frames = frames + offset
         plain = is_plain(reference, rules)
-        after = 1 + (rules.plain_end_drop_frames if plain else 2)  # frames after a peak its end is judged on, +1
+        after = 1 + (rules.plain_end_drop_frames if plain else rules.end_drop_frames)  # frames an end is judged on, +1
         # a peak is checked with 4 frames before it and `after` + 1 after (see `change`) in the levels kept
         checked = ((frames >= first_frame) & (frames <= last_frame)
                    & (query_frames >= start + 4) & (query_frames <= self.end_frame - 1 - after))
