@@ -121,7 +121,8 @@ class MatchDefaults:
     tail_segment_share: float = 0.2      # ... this share of the reference's fullest segment's, is not counted;
     min_segment_votes: int = 2           # a segment is confirmed by at least this many agreeing landmarks ...
     min_segment_fraction: float = 0.07   # ... and this share of its landmarks heard;
-    min_onset_votes: int = 1             # the first segment heard agrees too: a match starts where the sound does
+    min_onset_votes: int = 1             # the first 2 segments heard agree too (a spoken word: its first): a match
+    onset_segments: int = 2              # starts where the sound does, though a room or a word may blur its first note
                                          # (another melody sharing a stretch of its middle, another voice
                                          # saying the same digit, agree there, not at its start)
     min_covered_share: float = 0.6       # confirmed segments hold this share of the counted landmarks heard so far ...
@@ -401,7 +402,7 @@ class Match:
     segments_total: int = 0   # ... of all its segments that count (see counted_segments)
     covered: int = 0          # landmarks heard in the confirmed segments ...
     countable: int = 0        # ... and in all the counted segments heard
-    onset_votes: int = 0      # agreeing landmarks in the first segment heard (with min_segment_landmarks)
+    onset_votes: int = 0      # agreeing landmarks in the first segments heard (onset_segments; with min_segment_landmarks)
     verified: float | None = None  # share of its peaks heard that stand out in the query (None: not checked)
     checked_peaks: int = 0    # ... of this many
 
@@ -445,7 +446,9 @@ def assess(reference: Reference, offset: int, found: np.ndarray, first_frame: in
     counted = counted_segments(reference, rules)
     countable = counted & (expected >= rules.min_segment_landmarks)
     confirmed = countable & (agreeing >= np.maximum(rules.min_segment_votes, rules.min_segment_fraction * expected))
-    first = np.flatnonzero(expected >= rules.min_segment_landmarks)[:1]
+    # a spoken word's first segment holds most of it: its onset is that one segment
+    onset_segments = 1 if counted.sum() <= rules.short_reference_segments else rules.onset_segments
+    first = np.flatnonzero(expected >= rules.min_segment_landmarks)[:onset_segments]
     match = Match(reference, offset, len(found), reference.landmarks_between(first_frame, last_frame),
                   int(confirmed.sum()), int(counted.sum()),
                   int(expected[confirmed].sum()), int(expected[countable].sum()), int(agreeing[first].sum()))
