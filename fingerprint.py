@@ -532,7 +532,7 @@ class QuerySpectrum:
         query_frames = frames + offset
         plain = is_plain(reference, rules)
         after = 1 + (rules.plain_end_drop_frames if plain else rules.end_drop_frames)  # frames an end is judged on, +1
-        # a peak is checked with 4 frames before it and `after` + 1 after (see `change`) in the levels kept
+        # a peak is checked with 4 frames before it and `after` after (see `change`) in the levels kept
         checked = ((frames >= first_frame) & (frames <= last_frame)
                    & (query_frames >= start + 4) & (query_frames <= self.end_frame - 1 - after))
         if not checked.any():
