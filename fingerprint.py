@@ -464,7 +464,9 @@ def first_match_while_heard(reference: Reference, offset: int, found: np.ndarray
     """The match a listener would have made while the sound played: the evidence of the query up to the
     end of each segment in turn (at most `max_tries` of them), the first that is a match. A file that
     stops partway through a sound, or whose end is lost in noise, then matches as listen.py hears it."""
-    ends = np.arange(first_frame + SEGMENT_FRAMES - 1, last_frame, SEGMENT_FRAMES)
+    # the ends of the reference's own segments that the query covered (not of the whole query's span)
+    ends = np.arange(SEGMENT_FRAMES - 1, int(reference.partner_frames.max()) + SEGMENT_FRAMES, SEGMENT_FRAMES)
+    ends = ends[(ends >= first_frame) & (ends < last_frame)]
     for end in ends[::max(1, math.ceil(len(ends) / max_tries))]:
         match = assess(reference, offset, found[reference.partner_frames[found] <= end], first_frame, int(end), rules,
                        spectrum)
@@ -659,9 +661,8 @@ def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarr
     found twice. Matches are verified on the query's `spectrum` if given (match_waveform gives it)."""
     sound_ids, offsets, _, numbers = index.lookup(hashes, times)
 
-    def worth(sound, offset, votes):
-        reference = index.references[sound]
-        return votes >= votes_needed(reference, reference.landmarks_between(-offset, query_frames - 1 - offset), rules)
+    def worth(sound, offset, votes):  # as few as the sound's first stretch needs: it may match as it played
+        return votes >= votes_needed(index.references[sound], 0, rules)
 
     matches = []
     for sound, offset, found in best_offsets(sound_ids, offsets, numbers, rules.offset_tolerance_frames,

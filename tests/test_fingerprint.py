@@ -342,6 +342,27 @@ def test_a_file_that_loses_the_sound_to_noise_matches_as_the_listener_hears_it(t
     assert abs(found[0].offset_frames * FRAME_S - 0.5) <= 2 * FRAME_S
 
 
+def test_a_long_recording_matches_a_plain_sound_as_the_listener_hears_it(tmp_path):
+    """A bell under music that the listener recognises from its first strikes (38 votes, 34 needed by then)
+    is found by `match` in a 2-minute file too: not refused for having fewer votes than the whole bell
+    would need (48), nor judged only at segment ends spread over the whole file instead of the bell."""
+    bell = chime(np.random.default_rng(2))
+    write_wav(tmp_path / "sounds" / "doorbell" / "ring.wav", bell)
+    assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "db.sqlite")]) == 0
+    index = load_index(tmp_path / "db.sqlite")
+    (reference,) = index.references.values()
+    assert fingerprint.is_plain(reference)
+    rng = np.random.default_rng(19)
+    music = melody_stream(rng, 120.0) + 0.18 * noise_stream(rng, 120.0, color="pink")
+    query = place(music, bell, 8.6, -3.0).astype(np.float32)
+    listener = FingerprintListener(index)
+    heard = [e for i in range(0, len(query), 1600) for e in listener.push(query[i:i + 1600])] + listener.finish()
+    starts = [e["offset_s"] for e in heard if e["event"] == "start"]
+    assert len(starts) == 1 and abs(starts[0] - 8.6) <= 2 * FRAME_S, heard
+    found = fingerprint.match_waveform(index, query)
+    assert [round(m.offset_frames * FRAME_S, 3) for m in found] == starts
+
+
 def test_label_cooldown_from_meta_json_silences_a_quick_repeat(db, sounds):
     stream = np.zeros(16 * SAMPLE_RATE, np.float32)
     gap = len(sounds["jingle"]) + round(1.0 * SAMPLE_RATE)  # 1 s apart: it ends inside the 5 s cooldown
