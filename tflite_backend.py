@@ -213,7 +213,12 @@ def _open_model(path, kind: str, remedy: str, num_threads: int):
     """(interpreter, sidecar dict) of a .tflite that exists, matches its sidecar and loads.
 
     `kind` names the model in messages, `remedy` says how to make it again."""
-    from ai_edge_litert.interpreter import Interpreter
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        from yamnet_classifier import FULL_INSTALL_HINT
+
+        raise TfliteError(f"the TFLite backend needs ai-edge-litert, which is not installed: {FULL_INSTALL_HINT}") from e
 
     path = Path(path)
     if not path.is_file():

@@ -84,12 +84,18 @@ def quiet_native_stderr():
         os.close(saved_stderr)
 
 
+FULL_INSTALL_HINT = "pip install -r requirements.txt (the exact-sounds install leaves TensorFlow out)"
+
+
 def import_tensorflow():
     """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) silenced."""
-    if "tensorflow" in sys.modules:
+    if sys.modules.get("tensorflow") is not None:
         return sys.modules["tensorflow"]
-    with quiet_native_stderr():
-        import tensorflow as tf
+    try:
+        with quiet_native_stderr():
+            import tensorflow as tf
+    except ImportError as e:
+        raise YamnetError(f"YAMNet needs TensorFlow, which is not installed ({first_line(e)}): {FULL_INSTALL_HINT}") from e
     tf.get_logger().setLevel("ERROR")
     return tf
 
@@ -112,7 +118,10 @@ def load_yamnet(handle: str) -> Yamnet:
     """Load YAMNet from a local SavedModel folder or a TF Hub URL (once per process)."""
     check_yamnet_handle(handle)
     import_tensorflow()
-    import tensorflow_hub as hub
+    try:
+        import tensorflow_hub as hub
+    except ImportError as e:
+        raise YamnetError(f"YAMNet needs tensorflow-hub, which is not installed ({first_line(e)}): {FULL_INSTALL_HINT}") from e
 
     try:
         model = hub.load(handle)

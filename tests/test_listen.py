@@ -660,6 +660,26 @@ def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["start", "end"]
 
 
+def test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install(jingle_db, tmp_path):
+    """requirements-fingerprints.txt leaves TensorFlow, tensorflow-hub and ai-edge-litert out (as if they
+    were not installed here): exact sounds still work, and a YAMNet command is one line naming the install."""
+    db, sound = jingle_db
+    wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]))
+    not_installed = "import sys; sys.modules.update(dict.fromkeys(['tensorflow', 'tensorflow_hub', 'keras', 'ai_edge_litert']))"
+    for args, code, events in (
+            (["--file", str(wav), "--fingerprints", str(db)], 0, ["start", "end"]),
+            (["--file", str(wav), "--classes", "Music"], 1, []),
+            (["--file", str(wav), "--classes", "Music", "--backend", "tflite"], 1, [])):
+        run = f"{not_installed}; import listen; sys.exit(listen.main({args!r}))"
+        result = subprocess.run([sys.executable, "-c", run], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+        assert result.returncode == code, result.stderr
+        assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == events
+        if code:
+            assert "Traceback" not in result.stderr and result.stderr.strip().splitlines()[-1].startswith("error: ")
+            assert "pip install -r requirements.txt" in result.stderr, result.stderr
+    assert (PROJECT_DIR / "requirements-fingerprints.txt").read_text().count("tensorflow") == 0
+
+
 def test_min_frames_counts_yamnet_windows_and_leaves_fingerprint_matches_alone(jingle_db, tmp_path, capsys):
     db, sound = jingle_db
     wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound, np.zeros(SAMPLE_RATE, np.float32)]))
