@@ -159,6 +159,7 @@ COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quie
 PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x peaks) matrix
 STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
 FILE_PIECE_SECONDS = 30.0          # match_waveform makes a recording's landmarks this much at a time
+PREFIX_STEP_FRAMES = 6             # a file match tries what had been heard every 6 frames (listen.py's 0.1 s)
 _BIN_BITS, _DT_BITS = 8, 6
 _DT_MASK = (1 << _DT_BITS) - 1
 SEGMENT_FRAMES = 16                # 0.26 s: a match must agree segment by segment across the reference
@@ -461,12 +462,13 @@ def assess(reference: Reference, offset: int, found: np.ndarray, first_frame: in
 def first_match_while_heard(reference: Reference, offset: int, found: np.ndarray, first_frame: int, last_frame: int,
                             rules: MatchDefaults = MATCH, spectrum: "QuerySpectrum | None" = None,
                             max_tries: int = 64) -> Match | None:
-    """The match a listener would have made while the sound played: the evidence of the query up to the
-    end of each segment in turn (at most `max_tries` of them), the first that is a match. A file that
-    stops partway through a sound, or whose end is lost in noise, then matches as listen.py hears it."""
-    # the ends of the reference's own segments that the query covered (not of the whole query's span)
-    ends = np.arange(SEGMENT_FRAMES - 1, int(reference.partner_frames.max()) + SEGMENT_FRAMES, SEGMENT_FRAMES)
-    ends = ends[(ends >= first_frame) & (ends < last_frame)]
+    """The match a listener would have made while the sound played: the evidence of the query up to
+    every PREFIX_STEP_FRAMES of the sound in turn (at most `max_tries` of them), the first that is a match.
+    A file that stops partway through a sound, or whose end is lost in noise, then matches as listen.py
+    hears it."""
+    # as often as a listener decides (every 0.1 s push), over the reference, not over the whole query
+    last = min(last_frame - 1, int(reference.partner_frames.max()))
+    ends = np.arange(max(first_frame, 0) + PREFIX_STEP_FRAMES - 1, last + 1, PREFIX_STEP_FRAMES)
     for end in ends[::max(1, math.ceil(len(ends) / max_tries))]:
         match = assess(reference, offset, found[reference.partner_frames[found] <= end], first_frame, int(end), rules,
                        spectrum)
