@@ -892,6 +892,9 @@ class FingerprintStore:
         except json.JSONDecodeError as e:
             raise FingerprintError(f"{self.path}: damaged fingerprint database (label metadata: {e})") from e
 
+    def has_sound(self, name: str) -> bool:
+        return bool(self._execute("SELECT 1 FROM sounds WHERE name = ?", (name,)))
+
     def find_audio(self, audio_sha256: str) -> tuple[str, str] | None:
         rows = self._execute("SELECT name, label FROM sounds WHERE audio_sha256 = ?", (audio_sha256,))
         return rows[0] if rows else None
@@ -1021,17 +1024,20 @@ def register(store: FingerprintStore, label: str, info: LabelInfo, name: str, wa
         return "unchanged", "already registered"
     if known:
         return "skipped", f"the same audio is already registered as {known[0]}"
+    if not np.any(np.abs(waveform) > 10.0 ** (FINGERPRINT.level_floor_db / 20.0)):
+        return "skipped", f"silent (nothing above {FINGERPRINT.level_floor_db:.0f} dBFS): record it again, closer"
     hashes, frames = landmarks(waveform)
     if len(hashes) < rules.min_landmarks_to_register:
         return "skipped", (f"too short, quiet or plain to fingerprint: {len(hashes)} landmarks found, "
                            f"{rules.min_landmarks_to_register} needed (record it longer or closer, or use a YAMNet class)")
+    replaced = "replaces its earlier version; " if store.has_sound(name) else ""
     store.add_sound(label, info, name, identity, duration, hashes, frames)
     reference, _ = Reference.of(0, label, name, duration, hashes, frames)
     needed = votes_needed(reference, 0, rules)
     if is_plain(reference, rules) and len(hashes) < 2 * needed:
-        return "added", (f"{duration:.1f} s, {len(hashes)} landmarks; a plain sound (a few strikes, or one or two "
-                         f"pitches): {needed:.0f} of them must agree, so it is recognised only when heard clearly")
-    return "added", f"{duration:.1f} s, {len(hashes)} landmarks"
+        return "added", (f"{replaced}{duration:.1f} s, {len(hashes)} landmarks; a plain sound (a few strikes, or one "
+                         f"or two pitches): {needed:.0f} of them must agree, so it is recognised only when heard clearly")
+    return "added", f"{replaced}{duration:.1f} s, {len(hashes)} landmarks"
 
 
 def _add_command(args, parser) -> int:
