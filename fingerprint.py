@@ -45,7 +45,7 @@ from audio_util import (
     iter_loaded_audio,
     walk_audio_files,
 )
-from params import DEFAULT_MODELS_DIR, SAMPLE_RATE
+from params import DEFAULT_MODELS_DIR, LISTEN, SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,8 @@ COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quie
 PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x peaks) matrix
 STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
 FILE_PIECE_SECONDS = 30.0          # match_waveform makes a recording's landmarks this much at a time
-PREFIX_STEP_FRAMES = 6             # a file match tries what had been heard every 6 frames (listen.py's 0.1 s)
+PREFIX_STEP_FRAMES = int(LISTEN.chunk_seconds / FINGERPRINT.frame_seconds)  # 6: a file match tries what had been
+                                   # heard as often as listen.py decides, once per chunk
 _BIN_BITS, _DT_BITS = 8, 6
 _DT_MASK = (1 << _DT_BITS) - 1
 SEGMENT_FRAMES = 16                # 0.26 s: a match must agree segment by segment across the reference
