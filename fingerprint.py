@@ -115,7 +115,7 @@ class MatchDefaults:
     min_score: float = 0.03              # ... and at least this share of the reference's landmarks heard so far ...
     plain_peak_frames: int = 8           # ... or, for a plain reference, with peaks in this few frames (a chime:
     plain_peak_bins: int = 4             # all its landmarks join the same few strikes) or bins (a beep pattern),
-    plain_min_score: float = 0.3         # this share (other melodies have those few notes too);
+    plain_min_score: float = 0.2         # this share (other melodies have those few notes too);
     plain_min_votes: int = 20            # (a bell or beep of the same pitch agrees by chance more often)
     min_segment_landmarks: int = 3       # a segment heard with fewer landmarks, or fewer than ...
     tail_segment_share: float = 0.2      # ... this share of the reference's fullest segment's, is not counted;
