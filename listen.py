@@ -285,21 +285,28 @@ class YamnetListener:
 
 def run(source, listeners: list, emit, check=lambda: None) -> None:
     """Feed the source to every listener (YamnetListener, FingerprintListener); `emit` each event;
-    `check` may raise. At the end of the stream, or on Ctrl+C/SIGTERM, events still on are ended."""
+    `check` may raise. At the end of the stream, or on Ctrl+C/SIGTERM, events still on are ended.
+    Each event says how much of the stream had been heard when it came (`heard_s`): minus `offset_s`,
+    a start event's delay."""
+    heard = 0
+
+    def emit_all(events) -> None:
+        for event in events:
+            event["heard_s"] = round(heard / SAMPLE_RATE, 3)
+            emit(event)
+
     try:
         for chunk in source.chunks:
+            heard += len(chunk)
             for listener in listeners:
-                for event in listener.push(chunk):
-                    emit(event)
+                emit_all(listener.push(chunk))
             check()
         for listener in listeners:
-            for event in listener.flush():
-                emit(event)
+            emit_all(listener.flush())
     except (KeyboardInterrupt, _Stop):
         print("stopping", file=sys.stderr)
     for listener in listeners:
-        for event in listener.finish():
-            emit(event)
+        emit_all(listener.finish())
 
 
 def main(argv=None) -> int:

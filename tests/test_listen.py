@@ -637,8 +637,10 @@ def test_fingerprints_two_replays_under_music_give_two_events_with_metadata_on_m
     assert f"listening to {path} for mario_dies" in err
     events = json_lines(out)
     assert [(e["event"], e["label"]) for e in events] == [("start", "mario_dies"), ("end", "mario_dies")] * 2
-    for start, onset in zip(events[::2], onsets):
+    for start, end, onset in zip(events[::2], events[1::2], onsets):
         assert abs(start["offset_s"] - onset) <= 0.05
+        assert 0.0 < start["heard_s"] - start["offset_s"] <= 2.0  # the delay, in stream seconds
+        assert end["heard_s"] >= end["offset_s"]
     for event in events:
         assert event["method"] == "fingerprint" and event["reference"] == "mario_dies/death.wav"
         assert event["metadata"] == {"game": "Super Mario", "room": "living room"}
