@@ -137,9 +137,9 @@ def test_a_match_starts_where_the_sound_does(db, sounds):
     first_segment_lost = frames >= fingerprint.SEGMENT_FRAMES
     assert (~first_segment_lost).sum() >= fingerprint.MATCH.min_segment_landmarks
     found = fingerprint.match_landmarks(index, hashes[first_segment_lost], frames[first_segment_lost] + 100, query_frames)
-    assert [m.reference.label for m in found] == ["mario_dies"]  # with the onset in one segment: no match
-    rest = frames >= fingerprint.MATCH.onset_segments * fingerprint.SEGMENT_FRAMES
-    rest = hashes[rest], frames[rest] + 100
+    assert [m.reference.label for m in found] == ["mario_dies"]  # an onset of one segment would refuse it
+    after_opening = frames >= fingerprint.MATCH.onset_segments * fingerprint.SEGMENT_FRAMES
+    rest = hashes[after_opening], frames[after_opening] + 100
     without_rule = replace(fingerprint.MATCH, min_onset_votes=0)
     assert [m.reference.label for m in fingerprint.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
     assert fingerprint.match_landmarks(index, *rest, query_frames) == []
