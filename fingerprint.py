@@ -95,9 +95,14 @@ class FingerprintParams:
                        level_gate_db=self.query_level_gate_db)
 
     def reference_settings(self) -> dict:
-        """The settings a database must have been made with: the reference's (its landmarks are in it), not
-        the query's (a stream's landmarks are made afresh, so those may change between versions)."""
-        return {k: v for k, v in asdict(self).items() if not k.startswith("query_")}
+        """The settings a database must have been made with (see reference_settings)."""
+        return reference_settings(asdict(self))
+
+
+def reference_settings(settings: dict) -> dict:
+    """Of landmark settings (a FingerprintParams as a dict), the reference's: its landmarks are in the
+    database. The query's are left out: a stream's landmarks are made afresh, so those may change."""
+    return {k: v for k, v in settings.items() if not k.startswith("query_")}
 
 
 FINGERPRINT = FingerprintParams()
@@ -843,8 +848,7 @@ class FingerprintStore:
             params = json.loads(info.get("params") or "{}")
         except ValueError:
             params = {}
-        same_settings = isinstance(params, dict) and FINGERPRINT.reference_settings() == {
-            k: v for k, v in params.items() if not k.startswith("query_")}
+        same_settings = isinstance(params, dict) and FINGERPRINT.reference_settings() == reference_settings(params)
         if info.get("version") != str(DB_VERSION) or not same_settings:
             self.conn.close()
             why = (f"format {info.get('version')}, this one reads {DB_VERSION}" if info.get("version") != str(DB_VERSION)
