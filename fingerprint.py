@@ -1062,6 +1062,7 @@ def _add_command(args, parser) -> int:
     for path in unlabelled:
         print(f"skipped {path}: not in a label folder; put it in {root}/<label>/ or use --label", file=sys.stderr)
     counts = {"added": 0, "unchanged": 0, "skipped": 0}
+    new_database = not Path(args.db).exists()
     with FingerprintStore(args.db, create=True) as store:
         try:
             for label, base, files in groups:
@@ -1093,8 +1094,12 @@ def _add_command(args, parser) -> int:
                   f"was added or not, never in part)", file=sys.stderr)
             return 130
         total = len(store.sounds())
-    print(f"{counts['added']} added, {counts['unchanged']} unchanged, {failed} skipped; "
-          f"{args.db} holds {total} sound(s)")
+    summary = f"{counts['added']} added, {counts['unchanged']} unchanged, {failed} skipped"
+    if new_database and total == 0:  # nothing usable: no empty database for listen.py to open
+        Path(args.db).unlink(missing_ok=True)
+        print(f"{summary}; nothing to store, so {args.db} was not made")
+    else:
+        print(f"{summary}; {args.db} holds {total} sound(s)")
     return 1 if failed else 0
 
 

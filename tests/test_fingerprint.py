@@ -454,6 +454,13 @@ def test_add_refuses_what_it_cannot_fingerprint_and_goes_on(tmp_path, sounds, ca
     assert "skipped jingle/original.wav: the same audio is already registered as copy/same.wav" in lines
     assert "1 added, 0 unchanged, 5 skipped" in out
     assert [s["name"] for s in FingerprintStore(db).sounds()] == ["copy/same.wav"]
+    # nothing usable at all: no empty database is left for listen.py to open
+    other = tmp_path / "other.sqlite"
+    assert fingerprint.main(["add", str(root / "silent"), "--label", "silent", "--db", str(other)]) == 1
+    assert capsys.readouterr().out == f"0 added, 0 unchanged, 1 skipped; nothing to store, so {other} was not made\n"
+    assert not other.exists()
+    assert fingerprint.main(["add", str(root / "silent"), "--label", "silent", "--db", str(db)]) == 1
+    assert f"{db} holds 1 sound(s)" in capsys.readouterr().out  # an existing database stays, of course
 
 
 def test_a_changed_recording_replaces_the_old_one_and_remove_takes_it_out(tmp_path, sounds, capsys):
