@@ -1,20 +1,12 @@
 """Shared fixtures: real YAMNet loaded once per session, real FSDD recordings, generated sounds."""
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_DIR))
-
-from params import SAMPLE_RATE  # noqa: E402
-
-# Free Spoken Digit Dataset beside the clone (CC BY-SA 4.0; never committed).
-FSDD_DIR = Path(os.environ.get("AUDIO2MQTT_FSDD", PROJECT_DIR.parent / "shared" / "data" / "fsdd"))
+from audio_files import FSDD_DIR, PROJECT_DIR, write_wav  # noqa: F401 (tests import them from here)
+from params import SAMPLE_RATE
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +33,3 @@ def tone(freq_hz: float, seconds: float, sr: int = SAMPLE_RATE, amplitude: float
 def noise(seconds: float, sr: int = SAMPLE_RATE, amplitude: float = 0.3, seed: int = 0) -> np.ndarray:
     """White noise, float32, reproducible."""
     return (amplitude * np.random.default_rng(seed).standard_normal(int(seconds * sr))).clip(-1, 1).astype(np.float32)
-
-
-def write_wav(path: Path, waveform: np.ndarray, sr: int = SAMPLE_RATE, subtype: str = "PCM_16") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), waveform, sr, subtype=subtype)
-    return path
