@@ -56,7 +56,10 @@ def load_audio_16k_mono(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     try:
         data, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError) as e:
-        raise AudioError(f"{path}: not a readable audio file ({first_line(e)})") from e
+        why = first_line(e)
+        if "does not exist" in why:  # libsndfile's word for an MP3 it cannot decode; the file is there
+            why = "its contents are not audio of that format"
+        raise AudioError(f"{path}: not a readable audio file ({why})") from e
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
     waveform = resample(to_mono(data), file_sr, sr)

@@ -76,6 +76,15 @@ def test_bad_files_raise_one_line_errors(tmp_path, make, message):
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
 
+def test_a_text_file_named_mp3_is_not_called_missing(tmp_path):
+    """libsndfile says "does not exist" of an MP3 it cannot decode; the file is there, so we say what is wrong."""
+    path = tmp_path / "notes.mp3"
+    path.write_text("# README\n" * 200)
+    with pytest.raises(AudioError, match="not a readable audio file") as info:
+        load_audio_16k_mono(path)
+    assert "does not exist" not in str(info.value) and "\n" not in str(info.value)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="no such file"):
         load_audio_16k_mono(tmp_path / "nope.wav")
