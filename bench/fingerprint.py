@@ -13,8 +13,8 @@ sound), so that two matchers are compared on the same replays. At +10 and
 0 dB each replay is also heard through a room (reverberation of 0.3-0.8 s), reported apart. Latency:
 replays streamed in 0.1 s chunks through FingerprintListener, as listen.py does. False matches:
 the confusers alone, streamed for hours through the same listener. Those streams are also scored the
-DCASE way (sed_eval, event-based, onsets within 0.2 s, each registered sound its own class). The confusers are drawn from the
-same generators as the references, so now and then one reproduces a registered sound over its whole
+DCASE way (sed_eval, event-based, onsets within 0.2 s, each registered sound its own class). The
+confusers are drawn from the same generators as the references, so now and then one reproduces a registered sound over its whole
 length (the same two bell notes at the same spacing); such matches are counted apart, as "copies", by a
 spectral similarity that does not depend on the matcher, and shown in the table. A false match whose
 confuser copies only what had played of the sound when its event fired (another jingle that starts on
@@ -164,7 +164,8 @@ def replay_trials(index, references: dict, generated: int, replays_per_snr: int,
             if snr == -3.0:
                 latency, starts = stream_replay(index, heard, name, at / SAMPLE_RATE, rules)
                 latencies.append(latency)
-                streamed.append(((at / SAMPLE_RATE, (at + len(sound)) / SAMPLE_RATE, name), starts, len(heard) / SAMPLE_RATE))
+                reference = (at / SAMPLE_RATE, (at + len(sound)) / SAMPLE_RATE, name)
+                streamed.append((reference, starts, len(heard) / SAMPLE_RATE))
             if snr in ROOM_SNRS_DB:  # the same replay, heard through a room
                 room = ROOMS[trial % len(ROOMS)]
                 mixed = mix_at_snr(bed, in_a_room(room_rng, sound, *room), at, snr)
@@ -197,7 +198,8 @@ def stream_replay(index, waveform: np.ndarray, name: str, onset_s: float, rules=
 
 def dcase_metrics(streamed: list, unrelated: list, confuser_s: float) -> dict:
     """sed_eval event-based metrics (onset only, DCASE's 0.2 s collar) of the streamed replays and the confuser
-    stream, with each registered sound its own class: a match of another sound is wrong."""
+    stream's false matches (matches on copies left out, as in the table), each registered sound its own
+    class: a match of another sound is wrong."""
     from stream_eval import Detection, dcase_event_metrics
 
     def detections(starts):
