@@ -119,7 +119,8 @@ def replay_name(rng: np.random.Generator, references: dict, count: int) -> str:
     """A registered sound, drawn among all `count` generated ones: a refused one gives the next registered,
     so that which sounds a matcher refuses does not change what every other replay is (comparable runs)."""
     k = int(rng.integers(0, count))
-    return next(sound_name(j % count) for j in range(k, k + count) if sound_name(j % count) in references)
+    names = (sound_name(j % count) for j in range(k, k + count))
+    return next(name for name in names if name in references)
 
 
 def register_all(db: Path, count: int, seed: int) -> tuple[dict, float, float, dict]:
