@@ -14,9 +14,10 @@ sound), so that two matchers are compared on the same replays. At +10 and
 replays streamed in 0.1 s chunks through FingerprintListener, as listen.py does. False matches:
 the confusers alone, streamed for hours through the same listener. Those streams are also scored the
 DCASE way (sed_eval, event-based, onsets within 0.2 s, each registered sound its own class). The
-confusers are drawn from the same generators as the references, so now and then one reproduces a registered sound over its whole
-length (the same two bell notes at the same spacing); such matches are counted apart, as "copies", by a
-spectral similarity that does not depend on the matcher, and shown in the table. A false match whose
+confusers are drawn from the same generators as the references, so now and then one reproduces a
+registered sound over its whole length (the same two bell notes at the same spacing); such matches are
+counted apart, as "copies", by a spectral similarity that does not depend on the matcher, and shown in
+the table. A false match whose
 confuser copies only what had played of the sound when its event fired (another jingle that starts on
 the same notes) is still false, but the table says how many: no rule deciding that early can reject
 them. Everything is seeded: check more than one --seed.
@@ -260,7 +261,7 @@ def false_matches(index, hours: float, seed: int, references: dict, rules=MATCH)
             similarity_heard = spectral_similarity(reference[:played], heard[:played])
             (copies if similarity >= COPY_SIMILARITY else unrelated).append(
                 dict(event, similarity=round(similarity, 3), similarity_heard=round(similarity_heard, 3),
-                     heard_s=round(played / SAMPLE_RATE, 2)))
+                     played_s=round(played / SAMPLE_RATE, 2)))
     return unrelated, copies, spent
 
 
@@ -349,7 +350,7 @@ def main(argv=None) -> int:
     for title, events in (("false matches", unrelated), ("matches on copies", copies)):
         if events:
             print(f"{title}: " + ", ".join(f"{e['reference']} (votes {e['votes']}, similarity {e['similarity']:.2f}; "
-                                          f"{e['similarity_heard']:.2f} over the {e['heard_s']:.2f} s played when it fired)"
+                                          f"{e['similarity_heard']:.2f} over the {e['played_s']:.2f} s played when it fired)"
                                           for e in events), file=sys.stderr)
     print(f"| {'what':<90} | {'target':<20} | {'measured':<40} | ok  |")
     print(f"|{'-' * 92}|{'-' * 22}|{'-' * 42}|-----|")
