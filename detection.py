@@ -248,3 +248,33 @@ class EventDetector:
 
 def _event(kind: str, label: str, score: float, offset_s: float) -> dict:
     return {"event": kind, "label": label, "score": round(score, 4), "offset_s": round(offset_s, 3)}
+
+
+def event_spans(scores: np.ndarray, threshold: float, min_frames: int) -> list[tuple[int, int]]:
+    """The events EventDetector would raise on one label's window scores, as (first, last) indices of
+    their windows at or above the threshold: `min_frames` windows in a row at or above it start one
+    (from the first of them), as many below end it; an event still open at the end ends there."""
+    above = np.asarray(scores) >= threshold
+    if not above.any():
+        return []
+    edges = np.flatnonzero(np.diff(above.astype(np.int8))) + 1
+    starts = np.concatenate([[0], edges])
+    lengths = np.diff(np.concatenate([starts, [len(above)]]))
+    spans, first, last = [], None, None
+    for start, length in zip(starts, lengths):
+        if above[start]:
+            if first is None and length >= min_frames:
+                first = int(start)
+            if first is not None:
+                last = int(start + length - 1)
+        elif first is not None and length >= min_frames:
+            spans.append((first, last))
+            first = None
+    if first is not None:
+        spans.append((first, last))
+    return spans
+
+
+def count_events(scores: np.ndarray, threshold: float, min_frames: int) -> int:
+    """How many events EventDetector would start on one label's window scores (see event_spans)."""
+    return len(event_spans(scores, threshold, min_frames))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from class_map import ClassMapError
-from detection import DetectionError, EventDetector, StreamFramer, parse_class_list, parse_thresholds
+from detection import (DetectionError, EventDetector, StreamFramer, count_events, event_spans, parse_class_list,
+                       parse_thresholds)
 from params import LISTEN, LISTEN_WINDOW_SAMPLES, YAMNET
 
 HOP = YAMNET.patch_hop_samples
@@ -150,3 +151,38 @@ def test_a_label_can_have_its_own_cooldown_and_times_can_be_taken_as_given():
     assert events == [("start", "jingle", 0.0), ("start", "bell", 0.0), ("end", "jingle", 0.0), ("end", "bell", 0.0),
                       ("start", "bell", 2.0), ("end", "bell", 2.0), ("start", "jingle", 7.0), ("start", "bell", 7.0),
                       ("end", "jingle", 7.0), ("end", "bell", 7.0)]
+
+
+def detector_starts(scores: np.ndarray, threshold: float, min_frames: int) -> int:
+    detector = EventDetector(["sound"], {"sound": threshold}, min_frames)
+    return sum(e["event"] == "start" for i, s in enumerate(scores) for e in detector.update(i * 0.48, [s]))
+
+
+def test_count_events_is_what_the_listener_would_start():
+    scores = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], float)
+    assert count_events(scores, 0.5, 1) == 3
+    assert count_events(scores, 0.5, 2) == 2  # the lone window at 5 starts nothing
+    assert count_events(scores, 0.5, 4) == 0
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.random(int(rng.integers(1, 60))) ** 3
+        for min_frames in (1, 2, 3):
+            for threshold in (0.1, 0.5, 0.9):
+                assert count_events(scores, threshold, min_frames) == detector_starts(scores, threshold, min_frames)
+
+
+def test_event_spans_are_the_listeners_events():
+    import stream_eval
+
+    rng = np.random.default_rng(1)
+    window = YAMNET.patch_window_seconds
+    for _ in range(50):
+        scores = rng.random(int(rng.integers(1, 60))) ** 3
+        times = np.arange(len(scores)) * YAMNET.patch_hop_seconds
+        for min_frames in (1, 2, 3):
+            for threshold in (0.1, 0.5, 0.9):
+                events = stream_eval.detect_events(times, scores[:, None], ["sound"], {"sound": threshold},
+                                                   {"sound": min_frames})
+                expected = [t for d in stream_eval.pair_events(events) for t in (d.onset_s, d.offset_s)]
+                spans = event_spans(scores, threshold, min_frames)
+                assert [times[i] + window / 2 for span in spans for i in span] == pytest.approx(expected)
