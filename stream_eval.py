@@ -372,8 +372,9 @@ def detect_events(times_s: np.ndarray, scores: np.ndarray, labels: list[str], th
 def stream_report(run: StreamRun, references, labels: list[str], thresholds: dict[str, float],
                   collar_s: float = COLLAR_S, dcase: bool = True, psds: bool = True) -> dict:
     """Everything evaluate.py --stream prints, as plain data (JSON-ready): per firing class our counts
-    plus sed_eval's F1 / error rate, overall DCASE and PSDS, the events, and reference labels that are
-    not classes of the model (their spans still count as background for every class)."""
+    plus sed_eval's F1 / error rate, overall DCASE and PSDS, the events, reference labels that are
+    not classes of the model (their spans still count as background for every class), and `explain`:
+    sentences saying why recall, DCASE F1 and PSDS disagree where they do."""
     from detection import can_fire
 
     firing = [label for label in labels if can_fire(label)]
@@ -394,7 +395,38 @@ def stream_report(run: StreamRun, references, labels: list[str], thresholds: dic
         columns = [labels.index(label) for label in labelled]
         report["psds"] = psds_score([(run.times_s, run.scores[:, columns], references, run.duration_s)], labelled)
         report["psds"]["classes"] = labelled
+    report["explain"] = explain(report, references, detections, firing, collar_s)
     return report
+
+
+def explain(report: dict, references, detections: list[Detection], labels: list[str], collar_s: float) -> list[str]:
+    """Why the three figures can disagree, with this stream's numbers: recall counts a sound found when an
+    event starts anywhere from `collar_s` before it to `collar_s` after its end; DCASE F1 only when the event
+    starts within DCASE_T_COLLAR_S of the labelled start, and counts a second event in one sound against
+    precision; PSDS judges the raw scores at every threshold, not the operating point."""
+    lines = []
+    for label in labels:
+        counts = report["per_class"][label]
+        refs = sorted((a, b) for a, b, name in references if name == label)
+        dets = sorted((d for d in detections if d.label == label), key=lambda d: d.onset_s)
+        late = []
+        for a, b in refs:
+            onsets = [d.onset_s for d in dets if a - collar_s <= d.onset_s <= b + collar_s]
+            if onsets and abs(onsets[0] - a) > DCASE_T_COLLAR_S:
+                late.append(onsets[0] - a)
+        if late:
+            lines.append(f"{label}: {len(late)} of the {counts['found']} sounds found started their event more than "
+                         f"{DCASE_T_COLLAR_S:g} s from the labelled start (median {np.median(late):+.2f} s): recall "
+                         f"counts them, DCASE F1 does not (it scores when an event starts, and a long sound's event "
+                         f"can start well inside it)")
+        if counts["duplicates"]:
+            lines.append(f"{label}: {counts['duplicates']} extra event(s) inside labelled sounds: not false alarms, "
+                         f"but DCASE counts them against precision")
+    if "psds" in report:
+        lines.append(f"PSDS ({report['psds']['psds']:.2f}) sweeps every threshold over the raw window scores: it says "
+                     f"how well the scores separate your sounds from the rest, not how the threshold and windows in "
+                     f"use do (recall and false alarms above are those)")
+    return lines
 
 
 def format_stream_report(report: dict) -> str:
@@ -419,6 +451,7 @@ def format_stream_report(report: dict) -> str:
         lines.append(f"PSDS (sed_scores_eval, dtc {p['dtc']:g}, gtc {p['gtc']:g}, up to {p['max_efpr']:g} false/h): {p['psds']:.3f}")
     if report.get("unknown_labels"):
         lines.append(f"labels that are not classes of the model (counted as background): {', '.join(map(repr, report['unknown_labels']))}")
+    lines += [f"note: {line}" for line in report.get("explain", [])]
     windows = report.get("min_frames")
     lines.append("events start at: " + ", ".join(
         f"{label} >= {threshold:.6g}" + (f" in {windows[label]} window(s)" if isinstance(windows, dict) else "")
@@ -432,19 +465,22 @@ def _fmt(value, spec: str) -> str:
 
 
 def plot_stream(path, times_s, scores, labels, references, thresholds: dict[str, float], events: list[dict],
-                window_s: float = YAMNET.patch_window_seconds, title: str | None = None) -> None:
+                window_s: float = YAMNET.patch_window_seconds, title: str | None = None,
+                min_frames: dict | None = None) -> None:
     """PNG of one stream: per firing class, the score at each window centre, labelled spans shaded,
-    the threshold dashed, detected events as bars with start markers (false alarms in red), and
-    found / false-alarm counts in each panel's title. Written atomically."""
+    the threshold dashed, detected events as bars with start markers (false alarms in red), windows at
+    or above the threshold that started nothing (fewer in a row than `min_frames` asks) as hollow
+    circles, and found / false-alarm counts and the rule in each panel's title. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from atomic_write import atomic_output
-    from detection import can_fire
+    from detection import can_fire, event_spans
 
     shown = [i for i, label in enumerate(labels) if can_fire(label)] or list(range(len(labels)))
+    min_frames = min_frames or {}
     centres = np.asarray(times_s, np.float64) + window_s / 2
     scores = np.asarray(scores, np.float64).reshape(len(centres), len(labels))
     end = max([float(centres[-1]) + window_s / 2 if len(centres) else 1.0] + [b for _, b, _ in references])
@@ -464,7 +500,13 @@ def plot_stream(path, times_s, scores, labels, references, thresholds: dict[str,
                 if len(others) <= 40:  # names of many short spans would run into one grey bar
                     ax.text((a + b) / 2, 0.97, name, ha="center", va="top", fontsize=7, color="0.35", clip_on=True)
             ax.plot(centres, scores[:, i], color="tab:blue", lw=1.2, marker="." if len(centres) < 300 else None, ms=3)
-            ax.axhline(thresholds.get(label, LISTEN.threshold), color="tab:red", ls="--", lw=1)
+            threshold, windows = thresholds.get(label, LISTEN.threshold), min_frames.get(label, LISTEN.min_frames)
+            ax.axhline(threshold, color="tab:red", ls="--", lw=1)
+            in_events = np.zeros(len(centres), bool)
+            for a, b in event_spans(scores[:, i], threshold, windows):
+                in_events[a:b + 1] = True
+            idle = (scores[:, i] >= threshold) & ~in_events
+            ax.plot(centres[idle], scores[idle, i], ls="none", marker="o", mfc="none", mec="tab:purple", ms=6)
             spans = [(a - COLLAR_S, b + COLLAR_S) for a, b, name in references if name == label]
             for d in detections:
                 if d.label == label:
@@ -473,8 +515,9 @@ def plot_stream(path, times_s, scores, labels, references, thresholds: dict[str,
                     ax.hlines(1.08, d.onset_s, max(d.offset_s, d.onset_s + 0.1), color=colour, lw=5)
                     ax.plot([d.onset_s], [1.08], marker="v", color=colour, ms=7)
             c = counts[label]
-            ax.set_title(f"{label}: {c.found} of {c.references} labelled found, {c.false_alarms} false alarm(s)",
-                         loc="left", fontsize=9)
+            ax.set_title(f"{label}: {c.found} of {c.references} labelled found, {c.false_alarms} false alarm(s); an "
+                         f"event starts after {windows} window(s) in a row at or above {threshold:.4g}", loc="left",
+                         fontsize=9)
             ax.set_ylim(-0.02, 1.15)
             ax.set_ylabel("score")
             ax.grid(axis="x", alpha=0.3)
@@ -482,10 +525,11 @@ def plot_stream(path, times_s, scores, labels, references, thresholds: dict[str,
         axes[-1, 0].set_xlabel("time (s)")
         handles = [plt.Rectangle((0, 0), 1, 1, color="tab:green", alpha=0.3), plt.Rectangle((0, 0), 1, 1, color="0.8"),
                    plt.Line2D([], [], color="tab:blue"), plt.Line2D([], [], color="tab:red", ls="--"),
-                   plt.Line2D([], [], color="tab:orange", lw=5, marker="v"), plt.Line2D([], [], color="tab:red", lw=5, marker="v")]
+                   plt.Line2D([], [], color="tab:orange", lw=5, marker="v"), plt.Line2D([], [], color="tab:red", lw=5, marker="v"),
+                   plt.Line2D([], [], ls="none", marker="o", mfc="none", mec="tab:purple")]
         fig.legend(handles, ["labelled (this class)", "labelled (other)", "score per window", "threshold",
-                             "detected event (▼ start)", "false alarm"], loc="outside lower center", ncol=6, fontsize=8,
-                   frameon=False)
+                             "detected event (▼ start)", "false alarm", "above the threshold, too few in a row"],
+                   loc="outside lower center", ncol=7, fontsize=8, frameon=False)
         if title:
             fig.suptitle(title, fontsize=10)
         with atomic_output(Path(path)) as tmp:

@@ -231,3 +231,44 @@ def test_report_scores_psds_only_for_classes_with_labels():
     assert report["psds"]["classes"] == ["doorbell"] and report["psds"]["psds"] > 0
     assert report["per_class"]["doorbell"]["found"] == 1 and report["per_class"]["smoke_alarm"]["false_alarms"] == 1
     assert report["per_class"]["smoke_alarm"]["dcase"]["error_rate"] is None  # undefined without labels
+
+
+def test_report_says_why_recall_and_dcase_f1_disagree():
+    """A 6 s jingle found by an event that starts 3 s into it: recall counts it, DCASE's onset collar does not."""
+    times = np.arange(60) * YAMNET.patch_hop_seconds
+    jingle = np.zeros(60)
+    jingle[[16, 17, 18, 19, 21]] = 0.9  # starts ~8.2 s (the jingle from 5 s), and again at ~10.6 s inside it
+    scores = np.stack([jingle, 1 - jingle], axis=1)
+    labels, thresholds = ["jingle", "background"], {"jingle": 0.5, "background": 0.5}
+    run = stream_eval.StreamRun(times, scores, stream_eval.detect_events(times, scores, labels, thresholds), 29.0)
+    report = stream_eval.stream_report(run, [(5.0, 11.0, "jingle")], labels, thresholds)
+    jingle_report = report["per_class"]["jingle"]
+    assert (jingle_report["recall"], jingle_report["duplicates"], report["dcase"]["f1"]) == (1.0, 1, 0.0)
+    late, extra, psds = report["explain"]
+    assert late.startswith("jingle: 1 of the 1 sounds found started their event more than 0.5 s") and "+3.16 s" in late
+    assert extra.startswith("jingle: 1 extra event(s) inside labelled sounds") and psds.startswith("PSDS")
+    assert "note: jingle: 1 of the 1 sounds" in stream_eval.format_stream_report(report)
+
+
+def test_plot_marks_windows_above_the_threshold_that_started_nothing(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    drawn = []
+    real_plot = matplotlib.axes.Axes.plot
+
+    def plot(self, *args, **kwargs):
+        if kwargs.get("mfc") == "none":
+            drawn.append(list(args[0]))
+        return real_plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    times = np.arange(20) * YAMNET.patch_hop_seconds
+    bell = np.zeros(20)
+    bell[[3, 10, 11]] = 0.9  # one window alone, then two in a row
+    scores = np.stack([bell, 1 - bell], axis=1)
+    labels, thresholds = ["bell", "background"], {"bell": 0.5, "background": 0.5}
+    events = stream_eval.detect_events(times, scores, labels, thresholds, {"bell": 2, "background": 1})
+    stream_eval.plot_stream(tmp_path / "stream.png", times, scores, labels, [], thresholds, events,
+                            min_frames={"bell": 2, "background": 1})
+    centre = YAMNET.patch_window_seconds / 2
+    assert drawn[0] == [pytest.approx(times[3] + centre)]  # the lone window is marked; the pair made an event
