@@ -26,12 +26,15 @@ NOISE_COLORS = ("white", "pink", "brown")
 
 def shift_offsets(num_samples: int, views: int, window: int = YAMNET.patch_window_samples,
                   hop: int = YAMNET.patch_hop_samples) -> list[int]:
-    """Leading-silence offsets (samples) for `views` time-shifted copies of a clip of `num_samples`.
+    """Leading-silence offsets (samples) of time-shifted copies of a clip of `num_samples`, so that
+    the clip yields about `views` embeddings (at least one copy, the clip itself, first).
 
-    A clip shorter than one patch (`window`, 15360 samples) is spread evenly over the patch, from
-    its start (offset 0, what YAMNet sees anyway) to its end (offset window - n): each view still
-    fits one patch. A longer clip is delayed by j * hop / views, j = 0..views-1, so YAMNet's patch
-    grid (every `hop` = 7680 samples) lands at `views` different phases. Offset 0 is always first.
+    A clip shorter than one patch (`window`, 15360 samples) gives one embedding per copy: `views`
+    copies spread evenly over the patch, from its start (offset 0, what YAMNet sees anyway) to its
+    end (offset window - n). A longer clip already gives one embedding per patch: it gets
+    ceil(views / patches) copies, delayed by j * hop / copies, so YAMNet's patch grid (every `hop`
+    = 7680 samples) lands at that many phases; a clip of `views` patches or more is embedded as is
+    (its 60 ms-apart copies would cost 8x the training time for embeddings all but identical).
     """
     if views < 1:
         raise ValueError(f"views must be at least 1, not {views}")
@@ -40,7 +43,8 @@ def shift_offsets(num_samples: int, views: int, window: int = YAMNET.patch_windo
     if num_samples < window:
         slack = window - num_samples
         return [round(j * slack / (views - 1)) for j in range(views)]
-    return [round(j * hop / views) for j in range(views)]
+    copies = -(-views // (1 + (num_samples - window) // hop))
+    return [round(j * hop / copies) for j in range(copies)]
 
 
 def delay(waveform: np.ndarray, offset: int) -> np.ndarray:
@@ -52,7 +56,7 @@ def delay(waveform: np.ndarray, offset: int) -> np.ndarray:
 
 def time_shifted_views(waveform: np.ndarray, views: int, window: int = YAMNET.patch_window_samples,
                        hop: int = YAMNET.patch_hop_samples) -> list[np.ndarray]:
-    """`views` delayed copies of `waveform` (see `shift_offsets`); view 0 is the clip itself.
+    """Delayed copies of `waveform` giving about `views` embeddings (see `shift_offsets`); view 0 is the clip itself.
 
     Feed each view to YAMNet separately; a view of a short clip gives one embedding, a view of a
     clip of n >= window samples gives about n / hop embeddings.

@@ -187,7 +187,8 @@ class EmbeddingResult:
 
 def clip_embeddings(waveform: np.ndarray, yamnet, views: int = 1, level_dbfs: float | None = None) -> np.ndarray:
     """YAMNet embeddings (patches, 1024) of one clip, optionally scaled to `level_dbfs` RMS and
-    embedded as `views` time-shifted copies (augment.time_shifted_views), patches of all views stacked."""
+    embedded as time-shifted copies giving about `views` embeddings (augment.time_shifted_views),
+    patches of all copies stacked."""
     if views == 1 and level_dbfs is None:
         return yamnet.run(waveform)[1]
     import augment
@@ -231,7 +232,7 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
     if augment_copies:
         key_suffix = f"-pitch{augment_copies}-seed{seed}" + level_suffix
     else:
-        key_suffix = "" if views == 1 and level_dbfs is None else f"-views{views}" + level_suffix
+        key_suffix = "" if views == 1 and level_dbfs is None else f"-views{views}-per-patch" + level_suffix
     result = EmbeddingResult()
     todo = []
     for path in paths:
@@ -268,6 +269,21 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
                 cache = None
     bar.close()
     return result
+
+
+def negative_files(folders: list[Path]) -> tuple[list[Path], list[str]]:
+    """The audio files of every --negatives folder, and notes on the non-audio files passed over."""
+    paths, notes = [], []
+    for folder in folders:
+        if not folder.is_dir():
+            raise DatasetError(f"--negatives {folder} is not a folder of background recordings")
+        audio, other = walk_audio_files(folder)
+        if not audio:
+            raise DatasetError(f"no audio in {folder}: --negatives needs a folder of background recordings")
+        if other:
+            notes.append(ignored_note(folder, other))
+        paths += audio
+    return paths, notes
 
 
 def scan_and_report(root, background_elsewhere: bool = False) -> dict[str, list[Path]]:

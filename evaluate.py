@@ -7,8 +7,10 @@
     python evaluate.py --stream recording.wav --labels recording.txt models/   # as listen.py would
 
 Each clip is classified as `main.py --custom` does (mean embedding -> head -> argmax) and the
-report gives accuracy, per-class precision/recall/F1 and a confusion matrix (rows: true class,
-columns: predicted), printed as text and drawn to confusion.png in --out or the model folder.
+report (metrics.py, the same as train.py's) leads with balanced accuracy, the mean of the classes'
+recall, then per-class recall/precision/F1 and a confusion matrix (rows: true class, columns:
+predicted, in the model's class order), printed as text and drawn to confusion.png in --out or the
+model folder.
 
 Test folders whose name is not one of the model's classes are refused before anything is
 computed: the model can never predict them, so every clip would count as an error and the
@@ -20,18 +22,15 @@ was trained: each clip scaled to that RMS level and embedded as that many time-s
 (augment.normalize_rms, augment.time_shifted_views) before the mean embedding goes to the head.
 Models without the key are evaluated as main.py --custom classifies today (the clip as it is).
 
-With --cv K there is no separate test set: the clips of one folder are split K ways by file (or by
-the --group-by group, e.g. the speaker), K heads are trained on K-1 parts and tested on the one
-left out, with the training settings of the model given (or train.py's defaults).
+With --cv K there is no separate test set: the folder is cross-validated exactly as train.py does it
+(training.cross_validate: clips by file or --group-by group, background by recording), with the
+training config of the model given (or train.py's defaults): the same folds give the same figure.
 
 With --stream the recording is played through listen.py's own loop (windows, thresholds,
 hysteresis) and scored against labels made by ear in Audacity (a label track exported as text:
 start<TAB>end<TAB>label): recall, false alarms per hour of the audio outside the labels, onset
 latency, DCASE event-based F1 (sed_eval) and PSDS (sed_scores_eval), and stream.png with the score
 over time, the labelled spans, the threshold and the events (see stream_eval.py).
-
-The metric maths (`confusion_matrix`, `per_class_metrics`, `build_report`, `format_report`) is
-pure Python/numpy and needs no TensorFlow.
 """
 
 import argparse
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomic_write import atomic_output
+from metrics import build_report, format_report, plot_confusion
 from params import CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
 from tflite_backend import BACKENDS
 
@@ -50,125 +49,6 @@ STREAM_PNG = "stream.png"
 
 class EvaluationError(Exception):
     """Test data that cannot be evaluated against this model; the message says what to do."""
-
-
-# --- pure metric maths -------------------------------------------------------------------------------
-
-def confusion_matrix(true: list[int], predicted: list[int], num_classes: int) -> np.ndarray:
-    """(num_classes, num_classes) int64 counts: row = true class index, column = predicted index."""
-    if len(true) != len(predicted):
-        raise ValueError(f"{len(true)} true labels but {len(predicted)} predictions")
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    for t, p in zip(true, predicted):
-        if not (0 <= t < num_classes and 0 <= p < num_classes):
-            raise ValueError(f"label index out of range 0..{num_classes - 1}: true {t}, predicted {p}")
-        matrix[t, p] += 1
-    return matrix
-
-
-def per_class_metrics(matrix: np.ndarray) -> list[dict]:
-    """Per class (in matrix order): precision, recall, F1 and support (number of true clips).
-
-    A ratio with a zero denominator (a class never predicted, or with no test clips) is None,
-    not 0: "undefined" and "always wrong" are different answers.
-    """
-    matrix = np.asarray(matrix)
-    rows = []
-    for c in range(matrix.shape[0]):
-        true_positive = int(matrix[c, c])
-        predicted = int(matrix[:, c].sum())
-        support = int(matrix[c, :].sum())
-        precision = true_positive / predicted if predicted else None
-        recall = true_positive / support if support else None
-        if precision is None or recall is None:
-            f1 = None
-        else:
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append({"precision": precision, "recall": recall, "f1": f1, "support": support})
-    return rows
-
-
-def build_report(labels: list[str], true: list[int], predicted: list[int], files=None) -> dict:
-    """The evaluation as plain data: accuracy, per_class {label: metrics}, confusion, labels,
-    macro averages over classes with test clips, and (with `files`) the misclassified clips."""
-    matrix = confusion_matrix(true, predicted, len(labels))
-    metrics = per_class_metrics(matrix)
-    total = int(matrix.sum())
-    present = [m for m in metrics if m["support"]]
-
-    def macro(key):
-        values = [m[key] if m[key] is not None else 0.0 for m in present]
-        return sum(values) / len(values) if values else None
-
-    report = {
-        "accuracy": float(np.trace(matrix) / total) if total else None,
-        "clips": total,
-        "labels": list(labels),
-        "per_class": {label: m for label, m in zip(labels, metrics)},
-        "macro": {"precision": macro("precision"), "recall": macro("recall"), "f1": macro("f1")},
-        "confusion": matrix.tolist(),
-    }
-    if files is not None:
-        report["errors"] = [{"file": str(f), "true": labels[t], "predicted": labels[p]}
-                            for f, t, p in zip(files, true, predicted) if t != p]
-    return report
-
-
-def _pct(value) -> str:
-    return "     -" if value is None else f"{100 * value:5.1f}%"
-
-
-def format_report(report: dict) -> str:
-    """Human-readable text: accuracy, a per-class table and the confusion matrix."""
-    labels = report["labels"]
-    width = max([5] + [len(label) for label in labels])
-    lines = [f"accuracy: {_pct(report['accuracy']).strip()} of {report['clips']} clips", ""]
-    lines.append(f"{'class':{width}s}  precision  recall      F1  support")
-    for label in labels:
-        m = report["per_class"][label]
-        lines.append(f"{label:{width}s}     {_pct(m['precision'])}  {_pct(m['recall'])}  {_pct(m['f1'])}  {m['support']:7d}")
-    macro = report["macro"]
-    lines.append(f"{'macro':{width}s}     {_pct(macro['precision'])}  {_pct(macro['recall'])}  {_pct(macro['f1'])}")
-    lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
-    cell = max([4] + [len(str(v)) for row in report["confusion"] for v in row])
-    short = [label[:cell] for label in labels]
-    lines.append(" " * width + "  " + " ".join(f"{s:>{cell}s}" for s in short))
-    for label, row in zip(labels, report["confusion"]):
-        lines.append(f"{label:{width}s}  " + " ".join(f"{v:>{cell}d}" for v in row))
-    return "\n".join(lines)
-
-
-def plot_confusion(report: dict, path: Path) -> None:
-    """Draw the confusion matrix (counts, rows normalised to colour) to a PNG, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    labels = report["labels"]
-    matrix = np.array(report["confusion"], dtype=float)
-    row_sums = matrix.sum(axis=1, keepdims=True)
-    shares = np.divide(matrix, row_sums, out=np.zeros_like(matrix), where=row_sums > 0)
-    size = max(4.0, 0.6 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    try:
-        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        accuracy = report["accuracy"]
-        ax.set_title(f"accuracy {100 * accuracy:.1f}% of {report['clips']} clips" if accuracy is not None else "no clips")
-        for i in range(len(labels)):
-            for j in range(len(labels)):
-                if matrix[i, j]:
-                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
-                            color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
-        fig.tight_layout()
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
 
 
 # --- test folder -------------------------------------------------------------------------------------
@@ -225,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="with --stream: auto (TFLite when its models exist), tf or tflite")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
-                        help="cross-validate: train K heads on K-1 parts of test_dir, test each on the rest")
+                        help="cross-validate test_dir as train.py does: K models, each trained with the model's "
+                             "recipe (or train.py's defaults) on K-1 parts and judged on the rest")
+    parser.add_argument("--negatives", type=Path, action="append", default=[], metavar="DIR",
+                        help="with --cv: background recordings besides test_dir/background/, as train.py --negatives")
     parser.add_argument("--group-by", metavar="REGEX", default=None,
                         help=r"with --cv: keep files whose names share a group on one side of every fold, "
                              r"e.g. '_([a-z]+)_' for the speaker in 7_jackson_32.wav")
@@ -278,36 +161,41 @@ def evaluate(args) -> dict:
 
 
 def cross_validate_folder(args) -> dict:
-    """--cv: K-fold by file (or group) over one folder, with the model's training settings or
-    train.py's defaults; returns the pooled report with the fold accuracies."""
-    from argparse import Namespace
+    """--cv: the recipe of the model given (its model.json "training" config), or train.py's defaults,
+    cross-validated on one folder exactly as train.py does (training.cross_validate): the same folds,
+    the same meaning of background/, the same report. Returns the report with the fold scores."""
+    from dataclasses import replace
 
-    from dataset import EmbeddingCache, default_cache_dir, embed_classes, scan_and_report
-    from model import clip_settings, read_model_json
-    from params import CLIP, TRAINING
-    from train import cross_validate
-    from yamnet_classifier import load_yamnet, resolve_yamnet_handle
+    import training
+    from dataset import EmbeddingCache, default_cache_dir, negative_files, scan_and_report
+    from model import read_model_json
+    from tflite_backend import embedding_yamnet
+    from yamnet_classifier import resolve_yamnet_handle
 
-    files_by_class = scan_and_report(args.test_dir)
-    if args.models_dir is not None:
-        meta = read_model_json(args.models_dir)
-        views, level_dbfs = clip_settings(meta)
-        trained = meta.get("training") or {}
-    else:
-        views, level_dbfs, trained = CLIP.views, CLIP.level_dbfs, {}
-    settings = Namespace(cv=args.cv, group_by=args.group_by, seed=trained.get("seed", TRAINING.seed),
-                         epochs=trained.get("epochs", TRAINING.epochs),
-                         batch_size=trained.get("batch_size", TRAINING.batch_size))
-    yamnet = load_yamnet(resolve_yamnet_handle(args.yamnet))
+    files_by_class = scan_and_report(args.test_dir, background_elsewhere=bool(args.negatives))
+    negatives, notes = negative_files(args.negatives)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    meta = read_model_json(args.models_dir) if args.models_dir is not None else {}
+    config = training.TrainingConfig.from_dict((meta.get("training") or {}).get("config"))
+    config = replace(config, folds=args.cv, group_by=args.group_by or config.group_by)
+    yamnet = embedding_yamnet(resolve_yamnet_handle(args.yamnet), warn=lambda text: print(text, file=sys.stderr))
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
-    usable, result = embed_classes(args.test_dir, files_by_class, yamnet, cache, progress=not args.json,
-                                   views=views, level_dbfs=level_dbfs)
-    summary = cross_validate(settings, usable, result.embeddings, list(usable), quiet=args.json)
-    report = {**summary["report"], "fold_accuracies": summary["fold_accuracies"],
-              "mean_fold_accuracy": summary["mean_accuracy"], "folds": args.cv, "group_by": args.group_by,
-              "clip": {"views": views, "level_dbfs": level_dbfs}, "test_dir": str(args.test_dir),
-              "skipped": [{"file": str(path), "reason": reason} for path, reason in result.failed]}
-    return report
+    quiet = lambda _text: None  # noqa: E731
+    data, facts = training.gather(args.test_dir, files_by_class, negatives, config, yamnet, cache, warn=lambda text: print(
+        text, file=sys.stderr), progress=not args.json)
+    config = training.for_data(config, data)
+    cv = training.cross_validate(data, training.make_recipe(config, data.class_names, yamnet, cache),
+                                 log=quiet if args.json else print)
+    if cv.report is None:
+        raise EvaluationError(f"no clips to cross-validate in {args.test_dir}")
+    if not args.json:
+        print("\n" + training.format_cross_validation(cv))
+    summary = cv.summary(config.folds, config.group_by)
+    return {**summary["report"], "fold_balanced_accuracies": summary["fold_balanced_accuracies"],
+            "mean_fold_balanced_accuracy": summary["mean_balanced_accuracy"], "folds": config.folds,
+            "group_by": config.group_by, "config": config.as_dict(), "test_dir": str(args.test_dir),
+            "skipped": [{"file": path, "reason": reason} for path, reason in facts["skipped"]]}
 
 
 def evaluate_stream(args) -> dict:
@@ -340,7 +228,7 @@ def evaluate_stream(args) -> dict:
     report = stream_eval.stream_report(run, references, labels, thresholds)
     png = (args.out or args.models_dir) / STREAM_PNG
     stream_eval.plot_stream(png, run.times_s, run.scores, labels, references, thresholds, run.events,
-                            title=args.stream.name)
+                            title=args.stream.name, min_frames=min_frames)
     report.update(recording=str(args.stream), labels_file=str(args.labels), model=str(args.models_dir),
                   min_frames=min_frames, stream_png=str(png))
     return report
@@ -357,6 +245,8 @@ def main(argv=None) -> int:
         parser.error("--cv needs at least 2 folds (0 turns it off)")
     if args.group_by is not None and not args.cv:
         parser.error("--group-by only applies with --cv")
+    if args.negatives and not args.cv:
+        parser.error("--negatives only applies with --cv")
     if args.models_dir is None and not args.cv:
         parser.error("give the model folder: python evaluate.py test_dir/ models/ (or use --cv K)")
     from dataset import DatasetError

@@ -58,6 +58,23 @@ def build_classifier_head(num_classes: int, hidden_units: int = TRAINING.hidden_
     return head
 
 
+def fit_head(x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, batch_size: int, seed: int,
+             class_weight: dict | None = None, validation=None, on_epoch=None):
+    """A fresh head trained on frames x (n, 1024) with labels y (n,); returns (head, Keras history).
+    `on_epoch(epoch, logs)` is called after each epoch (Keras's own progress bars flood logs)."""
+    from yamnet_classifier import import_tensorflow
+
+    import_tensorflow()  # first, so its start-up chatter is silenced
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    head = build_classifier_head(num_classes)
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=on_epoch)] if on_epoch else []
+    history = head.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation,
+                       class_weight=class_weight, callbacks=callbacks, verbose=0)
+    return head, history
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Numerically stable softmax over the last axis."""
     shifted = logits - logits.max(axis=-1, keepdims=True)

@@ -67,8 +67,9 @@ class TrainingDefaults:
     epochs: int = 50
     batch_size: int = 32
     hidden_units: int = 512     # Dense(512, relu) head
-    val_split: float = 0.2      # fraction of each class's files held out
     seed: int = 0
+    folds: int = 5              # cross-validation folds: every clip judged once, by a model that never saw it
+    balance: bool = True        # class weights n / (classes * n_c): neither side drowns the other
     learning_rate: float = 1e-3  # Adam's default
     augment_semitones: tuple = (-3.0, 3.0)  # train.py --augment N: pitch shifts of each copy, uniform in this range
 
@@ -81,7 +82,7 @@ class ClipDefaults:
     """How a clip becomes embeddings, the same in train.py, evaluate.py and main.py --custom
     (measured in bench/accuracy.py: each lifts accuracy on sounds unlike AudioSet's)."""
 
-    views: int = 8                # time-shifted copies of each clip embedded (augment.time_shifted_views)
+    views: int = 8                # time-shifted copies of a clip, for about this many embeddings (augment.shift_offsets)
     level_dbfs: float = -20.0     # every clip scaled to this RMS before YAMNet (loud and quiet takes look alike)
     window_max_gain_db: float = 30.0  # live windows are levelled too, but boosted at most this much, so
                                       # near-silence is not blown up into loud noise the model never heard
@@ -118,20 +119,21 @@ class StreamTrainingDefaults:
     max_background_windows: int = 12000    # background windows per training run (a random subset beyond)
     hard_negative_score: float = 0.1       # background windows a first model scores above this for a sound ...
     hard_negative_copies: int = 4          # ... are added this many more times for a second model
-    epochs: int = 30                       # many more frames than clip training: fewer passes suffice
-    batch_size: int = 128
-    folds: int = 3                         # cross-fitting folds that choose the operating point
+    hard_negatives: bool = True            # train.py mines them (--no-hard-negatives)
+    recording_seconds: float = 30.0        # a background file this long is a recording (listener windows), not a clip
+    min_background_minutes: float = 10.0   # less background than this chooses no operating point: too short to count on
+    many_frames: int = 3000                # from this many training frames (~25 min of background) on ...
+    epochs: int = 30                       # ... fewer passes ...
+    batch_size: int = 128                  # ... of larger batches suffice
     segment_seconds: float = 30.0          # background recordings are dealt to folds in pieces this long
-    held_out_copies: int = 2               # held-out clips spliced this often into held-out background
+    held_out_copies: int = 2               # held-out clips spliced this often into held-out background ...
+    held_out_snr_db: tuple = (-5.0, 20.0)  # ... at a ratio uniform in this range: real sounds are often under
+                                           # the music or the TV, and recall is judged there too
     max_false_per_hour: float = 1.0        # train.py --max-false-per-hour
     min_threshold: float = 0.5             # operating points are searched from here ...
     max_threshold: float = 0.99999         # ... to here, evenly in logit
     threshold_steps: int = 120
     max_min_frames: int = 4                # windows to start/end an event: 1 .. this
-    tail_events: int = 30                  # the false-alarm tail is fitted to the top this-many events
-    default_tail_slope: float = 1.0        # events fall e-fold per logit unit when too few to fit
-    max_extrapolation: float = 10.0        # never promise fewer than (1 event / held-out hours) / this:
-                                           # 20 min of background can back "1 per hour", not "1 per week"
 
 
 STREAM = StreamTrainingDefaults()

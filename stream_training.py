@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import augment
-from detection import StreamFramer
+from detection import StreamFramer, count_events
 from params import CLIP, SAMPLE_RATE, STREAM, YAMNET
 
 WINDOW_BATCH = 256  # windows embedded per YAMNet call (bounds memory: 256 log-mel patches)
@@ -101,10 +101,12 @@ def splice(clip: np.ndarray, background: np.ndarray, rng: np.random.Generator,
 
 def coverage_labels(onset: int, length: int, num_windows: int, window: int = YAMNET.patch_window_samples,
                     hop: int = YAMNET.patch_hop_samples) -> np.ndarray:
-    """Share of a sound (samples onset .. onset+length) inside each window k (samples k*hop .. k*hop+window)."""
+    """How much of each window k (samples k*hop .. k*hop+window) a sound (samples onset .. onset+length)
+    covers: the share of the sound inside it, or for a sound longer than a window the share of the
+    window it fills (a window in the middle of a 10 s jingle is all jingle)."""
     starts = np.arange(num_windows) * hop
     inside = np.clip(np.minimum(starts + window, onset + length) - np.maximum(starts, onset), 0, None)
-    return inside / max(length, 1)
+    return inside / max(min(length, window), 1)
 
 
 @dataclass
@@ -113,17 +115,17 @@ class Excerpt:
 
     embeddings: np.ndarray  # (windows, 1024)
     audible: np.ndarray     # (windows,) bool
-    coverage: np.ndarray    # (windows,) share of the clip in each window
+    coverage: np.ndarray    # (windows,) how much of each window the clip covers (coverage_labels)
     class_index: int
 
 
 def make_excerpts(clips: list[tuple[np.ndarray, int]], backgrounds: list[np.ndarray], embed: WindowEmbedder,
-                  rng: np.random.Generator, copies: int) -> list[Excerpt]:
+                  rng: np.random.Generator, copies: int, snr_db=STREAM.splice_snr_db) -> list[Excerpt]:
     """Each (waveform, class index) spliced `copies` times into random background recordings."""
     excerpts = []
     for waveform, class_index in clips:
         for _ in range(copies):
-            mixed, onset = splice(waveform, backgrounds[int(rng.integers(len(backgrounds)))], rng)
+            mixed, onset = splice(waveform, backgrounds[int(rng.integers(len(backgrounds)))], rng, snr_db)
             embeddings, audible = embed(mixed)
             excerpts.append(Excerpt(embeddings, audible, coverage_labels(onset, len(waveform), len(embeddings)),
                                     class_index))
@@ -131,8 +133,9 @@ def make_excerpts(clips: list[tuple[np.ndarray, int]], backgrounds: list[np.ndar
 
 
 def excerpt_frames(excerpts: list[Excerpt], background_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training windows of spliced clips: >= STREAM.positive_coverage of the clip -> its class, none of
-    it -> background, partial windows dropped (neither answer is right for them), silent ones dropped."""
+    """Training windows of spliced clips: covered >= STREAM.positive_coverage by the clip (coverage_labels)
+    -> its class, none of it -> background, partial windows dropped (neither answer is right for them),
+    silent ones dropped."""
     xs, ys = [np.zeros((0, YAMNET.embedding_size), np.float32)], [np.zeros(0, np.int64)]
     for e in excerpts:
         positive = e.coverage >= STREAM.positive_coverage
@@ -142,49 +145,7 @@ def excerpt_frames(excerpts: list[Excerpt], background_index: int) -> tuple[np.n
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
 
 
-# --- the training data and cross-fitting -----------------------------------------------------------------
-
-@dataclass
-class StreamData:
-    """Everything stream training needs, in memory. The last class is the background class."""
-
-    class_names: list[str]
-    clip_waveforms: list[np.ndarray]
-    clip_labels: list[int]
-    clip_frames: list[np.ndarray]   # each clip's training frames as clips are embedded (views, level)
-    clip_folds: list[int]
-    recordings: list[np.ndarray]    # background recordings (or parts of them, one fold each)
-    recording_folds: list[int]
-    names: list[str] = field(default_factory=list)  # of the clips, for reports
-
-    @property
-    def background_index(self) -> int:
-        return len(self.class_names) - 1
-
-
-def split_recordings(recordings: list[np.ndarray], folds: int,
-                     segment_seconds: float = STREAM.segment_seconds) -> tuple[list[np.ndarray], list[int]]:
-    """Background recordings dealt to folds: whole recordings (longest first to the emptiest fold) when
-    that balances the folds within a factor of two, so held-out background is another recording; else
-    every recording cut into segments dealt round-robin, so each fold trains on every kind of background
-    in it (one kitchen recording whose last third is the dishwasher must not hide the dishwasher)."""
-    if len(recordings) >= folds:
-        totals, assigned = [0] * folds, [0] * len(recordings)
-        for i in sorted(range(len(recordings)), key=lambda i: -len(recordings[i])):
-            fold = int(np.argmin(totals))
-            assigned[i], totals[fold] = fold, totals[fold] + len(recordings[i])
-        if max(totals) <= 2 * min(totals):
-            return list(recordings), assigned
-    parts, assigned, dealt = [], [], 0
-    for recording in recordings:
-        recording = np.asarray(recording, np.float32)
-        count = max(folds, round(len(recording) / (segment_seconds * SAMPLE_RATE)))
-        for part in np.array_split(recording, count):
-            parts.append(part)
-            assigned.append(dealt % folds)
-            dealt += 1
-    return parts, assigned
-
+# --- background windows, class weights, the listener's scores ----------------------------------------
 
 def background_embeddings(recordings: list[np.ndarray], embed: WindowEmbedder) -> np.ndarray:
     """All audible windows of the recordings: (windows, 1024)."""
@@ -203,48 +164,22 @@ def balanced_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
     return {c: float(len(y) / (present * counts[c])) for c in range(num_classes) if counts[c]}
 
 
-def train_detector(fit, data: StreamData, clips: list[int], recordings: list[int], embed: WindowEmbedder,
-                   rng: np.random.Generator) -> tuple[object, object, dict]:
-    """A head from the given clips (indices into data) and background recordings: the clips' own frames,
-    the clips spliced into the recordings, the recordings' windows; then again with the background
-    windows the first head scores above STREAM.hard_negative_score added STREAM.hard_negative_copies
-    times. Returns (model, history of the last fit, counts)."""
-    background = data.background_index
-    backgrounds = [data.recordings[i] for i in recordings]
-    excerpts = make_excerpts([(data.clip_waveforms[i], data.clip_labels[i]) for i in clips], backgrounds, embed, rng,
-                             STREAM.splice_copies)
-    x_spliced, y_spliced = excerpt_frames(excerpts, background)
-    x_clips = [data.clip_frames[i] for i in clips]
-    y_clips = [np.full(len(data.clip_frames[i]), data.clip_labels[i]) for i in clips]
-    negatives = background_embeddings(backgrounds, embed)
-    subset = negatives
-    if len(negatives) > STREAM.max_background_windows:
-        subset = negatives[np.sort(rng.permutation(len(negatives))[:STREAM.max_background_windows])]
-    x = np.concatenate(x_clips + [x_spliced, subset]).astype(np.float32)
-    y = np.concatenate(y_clips + [y_spliced, np.full(len(subset), background)]).astype(np.int64)
-    model, history = fit(x, y)
-    counts = {"clip_frames": int(sum(len(f) for f in x_clips)), "spliced_windows": int(len(x_spliced)),
-              "background_windows": int(len(subset)), "hard_negatives": 0}
-    if len(negatives):
-        scores = model.frame_probabilities(negatives)
-        firing = [i for i in range(len(data.class_names)) if i != background]
-        hard = negatives[scores[:, firing].max(axis=1) > STREAM.hard_negative_score]
-        if len(hard):
-            x = np.concatenate([x] + [hard] * STREAM.hard_negative_copies)
-            y = np.concatenate([y, np.full(len(hard) * STREAM.hard_negative_copies, background)])
-            model, history = fit(x, y)
-            counts["hard_negatives"] = int(len(hard))
-    return model, history, counts
-
-
 @dataclass
 class Calibration:
-    """Held-out scores pooled over the cross-fitting folds."""
+    """Held-out scores pooled over the cross-validation folds."""
 
-    background_scores: list = field(default_factory=list)  # per held-out recording: (windows, classes)
-    background_seconds: float = 0.0
-    excerpts: list = field(default_factory=list)           # [(scores (windows, classes), coverage, class)]
-    clip_probabilities: dict = field(default_factory=dict)  # clip index -> (classes,) as main.py --custom
+    background: list = field(default_factory=list)  # [(fold, seconds, scores (windows, classes))] per held-out stream
+    excerpts: list = field(default_factory=list)    # [(scores (windows, classes), coverage, class)]
+
+    def add_background(self, fold: int, seconds: float, scores: np.ndarray) -> None:
+        self.background.append((fold, seconds, scores))
+
+    @property
+    def background_seconds(self) -> float:
+        return sum(seconds for _fold, seconds, _scores in self.background)
+
+    def folds(self) -> list[int]:
+        return sorted({fold for fold, _seconds, _scores in self.background})
 
 
 def window_scores(model, embeddings: np.ndarray, audible: np.ndarray, background_index: int) -> np.ndarray:
@@ -257,57 +192,7 @@ def window_scores(model, embeddings: np.ndarray, audible: np.ndarray, background
     return scores
 
 
-def cross_fit(fit, data: StreamData, embed: WindowEmbedder, folds: int, seed: int, log=print) -> Calibration:
-    """Train on all folds but one, score the held-out clips (as clips, and spliced into held-out
-    background) and the held-out background; pooled over every fold."""
-    calibration = Calibration()
-    background = data.background_index
-    for fold in range(folds):
-        rng = np.random.default_rng([seed, fold])
-        train_clips = [i for i, f in enumerate(data.clip_folds) if f != fold]
-        test_clips = [i for i, f in enumerate(data.clip_folds) if f == fold]
-        train_recordings = [i for i, f in enumerate(data.recording_folds) if f != fold]
-        test_recordings = [i for i, f in enumerate(data.recording_folds) if f == fold]
-        if not train_clips or not test_recordings or not train_recordings:
-            continue
-        model, _history, counts = train_detector(fit, data, train_clips, train_recordings, embed, rng)
-        for i in test_clips:
-            calibration.clip_probabilities[i] = model.frame_probabilities(data.clip_frames[i].mean(axis=0, keepdims=True))[0]
-        held_out = [data.recordings[i] for i in test_recordings]
-        for recording in held_out:
-            embeddings, audible = embed(recording)
-            calibration.background_scores.append(window_scores(model, embeddings, audible, background))
-            calibration.background_seconds += len(recording) / SAMPLE_RATE
-        for e in make_excerpts([(data.clip_waveforms[i], data.clip_labels[i]) for i in test_clips], held_out, embed,
-                               rng, STREAM.held_out_copies):
-            calibration.excerpts.append((window_scores(model, e.embeddings, e.audible, background), e.coverage,
-                                         e.class_index))
-        log(f"calibration fold {fold + 1}/{folds}: trained on {len(train_clips)} clips and "
-            f"{sum(len(data.recordings[i]) for i in train_recordings) / SAMPLE_RATE / 60:.1f} min of background "
-            f"({counts['hard_negatives']} hard negatives); held out {len(test_clips)} clips and "
-            f"{sum(len(r) for r in held_out) / SAMPLE_RATE / 60:.1f} min")
-    return calibration
-
-
 # --- operating points ------------------------------------------------------------------------------------
-
-def count_events(scores: np.ndarray, threshold: float, min_frames: int) -> int:
-    """Events EventDetector would start on one label's window scores: `min_frames` windows in a row at or
-    above the threshold start one, as many below end it."""
-    above = np.asarray(scores) >= threshold
-    if not above.any():
-        return 0
-    edges = np.flatnonzero(np.diff(above.astype(np.int8))) + 1
-    starts = np.concatenate([[0], edges])
-    lengths = np.diff(np.concatenate([starts, [len(above)]]))
-    events, active = 0, False
-    for start, length in zip(starts, lengths):
-        if above[start] and not active and length >= min_frames:
-            events, active = events + 1, True
-        elif not above[start] and active and length >= min_frames:
-            active = False
-    return events
-
 
 def running_min(scores: np.ndarray, width: int) -> np.ndarray:
     """min(scores[k:k+width]) for every k (shorter at the end)."""
@@ -329,28 +214,21 @@ def threshold_grid() -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def estimated_false_alarms(grid: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Expected false alarms at each threshold: the observed count where many events were seen, and
-    beyond, an exponential tail in logit(threshold) fitted to the last STREAM.tail_events events (never
-    below what was observed, nor below 1 / STREAM.max_extrapolation events). Held-out background is
-    short: "0 seen" is no promise of "< 1 per hour", and a tail says little far beyond its data."""
-    counts = np.asarray(counts, np.float64)
-    z = logit(grid)
-    tail = (counts >= 1) & (counts <= STREAM.tail_events)
-    slope = STREAM.default_tail_slope
-    if tail.sum() >= 3 and len(set(counts[tail])) >= 2:
-        fitted = -np.polyfit(z[tail], np.log(counts[tail]), 1)[0]
-        if fitted > 0:
-            slope = fitted
-    seen = np.flatnonzero(counts >= 1)
-    if len(seen):  # anchored at the highest threshold with an event, where the count is smallest
-        anchor_z, anchor_count = z[seen[-1]], counts[seen[-1]]
-    else:  # none at all: as if one had been seen at the lowest threshold
-        anchor_z, anchor_count = z[0], 1.0
-    if len(seen) and tail.sum() >= 3:  # the fitted line through the tail's centre
-        anchor_z, anchor_count = float(np.mean(z[tail])), float(np.exp(np.mean(np.log(counts[tail]))))
-    extrapolated = np.maximum(anchor_count * np.exp(-slope * (z - anchor_z)), 1 / STREAM.max_extrapolation)
-    return np.where(counts > STREAM.tail_events, counts, np.maximum(counts, extrapolated))
+def poisson_interval(events: int, hours: float, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval of a rate per hour from `events` seen in `hours`."""
+    from scipy.stats import chi2
+
+    tail = (1 - level) / 2
+    low = chi2.ppf(tail, 2 * events) / 2 if events else 0.0
+    high = chi2.ppf(1 - tail, 2 * (events + 1)) / 2
+    return float(low / hours), float(high / hours)
+
+
+def expected_false_alarms(counts: np.ndarray) -> np.ndarray:
+    """What a count of false alarms seen on held-out background promises: one more than seen. Held-out
+    background is short, and the threshold is chosen where it happened to be quiet: "0 in 20 minutes"
+    is no promise of "0 per hour", and nothing beyond the audio heard is promised."""
+    return np.asarray(counts, np.float64) + 1.0
 
 
 def recall_at(excerpts: list, class_index: int, min_frames: int, grid: np.ndarray) -> tuple[np.ndarray, int]:
@@ -375,45 +253,68 @@ class OperatingPoint:
     threshold: float
     min_frames: int
     expected_recall: float
-    expected_false_per_hour: float
+    expected_false_per_hour: float   # (false alarms seen + 1) per hour of held-out background
     observed_false_alarms: int
     background_hours: float
     held_out_clips: int
     meets: bool
+    false_per_hour_range: tuple = (0.0, 0.0)  # 95 % interval of the rate from the count seen
+    fold_false_per_hour: tuple = ()           # what each fold's held-out background gave
 
     def as_dict(self) -> dict:
         return {"threshold": round(self.threshold, 6), "min_frames": self.min_frames,
                 "expected_recall": round(self.expected_recall, 4),
                 "expected_false_per_hour": round(self.expected_false_per_hour, 3),
+                "false_per_hour_range": [round(v, 3) for v in self.false_per_hour_range],
+                "fold_false_per_hour": [round(v, 3) for v in self.fold_false_per_hour],
                 "observed_false_alarms": self.observed_false_alarms,
                 "background_hours": round(self.background_hours, 4), "held_out_clips": self.held_out_clips,
                 "meets_budget": self.meets}
 
 
+def event_counts(calibration: Calibration, class_index: int, min_frames: int, grid: np.ndarray,
+                 fold: int | None = None) -> np.ndarray:
+    """Events the listener would raise on held-out background (all of it, or one fold's) at each threshold."""
+    return np.array([sum(count_events(scores[:, class_index], t, min_frames)
+                         for f, _seconds, scores in calibration.background if fold is None or f == fold)
+                     for t in grid])
+
+
+def quietest_from(counts: np.ndarray, finds: np.ndarray) -> int:
+    """The lowest threshold index from which every higher one raises no more events than the fewest
+    any threshold that still finds something raises."""
+    fewest = counts[finds].min() if finds.any() else counts.min()
+    return int(np.flatnonzero(np.logical_and.accumulate((counts <= fewest)[::-1])[::-1])[0])
+
+
 def choose_operating_point(calibration: Calibration, class_names: list[str], class_index: int,
                            max_false_per_hour: float) -> OperatingPoint:
-    """The (threshold, windows) with the most held-out recall whose estimated false alarms per hour of
-    held-out background stay within the budget (ties: fewer windows, i.e. sooner). If none does with
-    any recall left, the one with the fewest false alarms that still finds something (meets=False)."""
+    """The (threshold, windows) with the most held-out recall whose expected false alarms per hour of
+    held-out background (`expected_false_alarms`) stay within the budget (ties: fewer windows, i.e.
+    sooner). If none does, the most sensitive point among those raising the fewest false alarms
+    that still find something (meets=False): with half an hour of background, no count can show
+    fewer than 2 per hour."""
     grid = threshold_grid()
     hours = max(calibration.background_seconds / 3600, 1e-9)
     candidates = []  # (meets, key, point)
     for min_frames in range(1, STREAM.max_min_frames + 1):
-        counts = np.array([sum(count_events(s[:, class_index], t, min_frames) for s in calibration.background_scores)
-                           for t in grid])
-        rates = estimated_false_alarms(grid, counts) / hours
+        counts = event_counts(calibration, class_index, min_frames, grid)
+        rates = expected_false_alarms(counts) / hours
         recall, spliced = recall_at(calibration.excerpts, class_index, min_frames, grid)
-        clips = spliced // STREAM.held_out_copies
         within = rates <= max_false_per_hour
         # the lowest threshold from which every higher one is within budget too
         ok = np.flatnonzero(np.logical_and.accumulate(within[::-1])[::-1])
         if len(ok) and recall[ok[0]] > 0:
             i, meets = int(ok[0]), True
-        else:  # the fewest false alarms at which something is still found
-            finds = np.flatnonzero(recall > 0)
-            i, meets = (int(finds[np.argmin(rates[finds])]) if len(finds) else int(np.argmin(rates))), False
-        point = OperatingPoint(class_names[class_index], float(grid[i]), min_frames, float(recall[i]),
-                               float(rates[i]), int(counts[i]), hours, clips, meets)
+        else:
+            i, meets = quietest_from(counts, recall > 0), False
+        folds = []
+        for fold in calibration.folds():
+            seconds = sum(s for f, s, _scores in calibration.background if f == fold)
+            folds.append(event_counts(calibration, class_index, min_frames, grid[i:i + 1], fold)[0] / (seconds / 3600))
+        point = OperatingPoint(class_names[class_index], float(grid[i]), min_frames, float(recall[i]), float(rates[i]),
+                               int(counts[i]), hours, spliced // STREAM.held_out_copies, meets,
+                               poisson_interval(int(counts[i]), hours), tuple(folds))
         candidates.append((meets, (recall[i], -min_frames) if meets else (recall[i] > 0, -rates[i], recall[i], -min_frames),
                            point))
     return max(candidates, key=lambda c: (c[0], c[1]))[2]
@@ -432,16 +333,19 @@ def round_up(rate: float) -> str:
 
 
 def format_operating_point(point: OperatingPoint, max_false_per_hour: float) -> str:
-    """One line for train.py's output, and a warning when the budget cannot be met."""
-    line = (f"  {point.label}: threshold {point.threshold:.6g}, {point.min_frames} window(s): expected recall "
-            f"{point.expected_recall:.0%} of {point.held_out_clips} held-out clips (each spliced into held-out "
-            f"background {STREAM.held_out_copies} times), "
-            f"~{point.expected_false_per_hour:.2g} false alarms/h "
-            f"({point.observed_false_alarms} seen in {point.background_hours * 60:.0f} min of held-out background)")
+    """Two lines for train.py's output (what it finds, what it costs), and a warning when the budget
+    cannot be met."""
+    low, high = point.false_per_hour_range
+    folds = ", ".join(f"{rate:.2g}" for rate in point.fold_false_per_hour)
+    line = (f"  {point.label}: threshold {point.threshold:.6g}, {point.min_frames} window(s) in a row\n"
+            f"    finds {point.expected_recall:.0%} of {point.held_out_clips} held-out clips spliced into held-out "
+            f"background; false alarms: {point.observed_false_alarms} in {point.background_hours * 60:.0f} min of "
+            f"held-out background, expect {low:.2g}-{high:.2g} per hour (folds: {folds} per hour)")
     if not point.meets:
-        line += (f"\nwarning: {point.label} cannot meet {max_false_per_hour:g} false alarm(s) per hour on this "
-                 f"background: the best reached is ~{point.expected_false_per_hour:.2g}/h, at "
-                 f"{point.expected_recall:.0%} recall; add more clips of {point.label} and more background "
-                 f"recordings (longer ones let it promise lower rates), or pass --max-false-per-hour "
+        line += (f"\nwarning: {point.label} cannot promise {max_false_per_hour:g} false alarm(s) per hour on this "
+                 f"background: the point above is the most sensitive one with the fewest false alarms seen "
+                 f"({point.observed_false_alarms} in {point.background_hours * 60:.0f} min, so about "
+                 f"{point.expected_false_per_hour:.2g}/h); more background recordings (an hour or more, other days "
+                 f"and sources) let it promise lower rates, or pass --max-false-per-hour "
                  f"{round_up(point.expected_false_per_hour)}")
     return line

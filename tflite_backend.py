@@ -445,6 +445,24 @@ def yamnet_for_backend(handle: str, backend: str):
     return yamnet
 
 
+def embedding_yamnet(handle: str, warn=print):
+    """YAMNet for embedding many clips (train.py, evaluate.py --cv): the TFLite copy (fast, batched; built
+    and cached by the first run) with the same identity as the SavedModel, so cached embeddings stay
+    valid; TensorFlow's when the export is impossible (`warn` says why)."""
+    from yamnet_classifier import load_yamnet
+
+    try:
+        return lite_yamnet_for(handle)
+    except TfliteError as e:
+        reason = first_line(e)
+    except YamnetError:  # no such YAMNet: TensorFlow would say the same
+        raise
+    except Exception as e:  # no ai-edge-litert, a converter failure, ...: TensorFlow still works
+        reason = f"no TFLite YAMNet: {first_line(e)}"
+    warn(f"note: embedding with TensorFlow ({reason})")
+    return load_yamnet(handle)
+
+
 def load_yamnet_and_model(yamnet_option: str | None, models_dir=None, backend: str = "auto"):
     """(yamnet, custom model or None) for --yamnet, --models and --backend, as main.py, listen.py
     and evaluate.py load them: TFLite wherever its files exist under "auto". A model folder's

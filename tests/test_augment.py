@@ -31,9 +31,12 @@ def test_short_clip_views_spread_over_one_patch():
         assert np.array_equal(view[offset:], clip)
 
 
-def test_long_clip_views_move_the_patch_grid_within_one_hop():
-    offsets = augment.shift_offsets(3 * WINDOW, 4)
-    assert offsets == [0, HOP // 4, HOP // 2, 3 * HOP // 4]
+def test_long_clip_views_move_the_patch_grid_within_one_hop_until_it_has_enough_patches():
+    assert augment.shift_offsets(WINDOW, 4) == [0, HOP // 4, HOP // 2, 3 * HOP // 4]  # one patch: 4 copies
+    assert augment.shift_offsets(WINDOW + HOP, 8) == [0, HOP // 4, HOP // 2, 3 * HOP // 4]  # 2 patches x 4 copies
+    assert augment.shift_offsets(WINDOW + 2 * HOP, 8) == [0, HOP // 3, round(2 * HOP / 3)]  # 3 patches x 3
+    assert augment.shift_offsets(3 * WINDOW, 8) == [0, HOP // 2]  # 5 patches x 2
+    assert augment.shift_offsets(5 * WINDOW, 8) == [0]  # 9 patches: the clip as is
     assert augment.shift_offsets(100, 1) == [0]
     with pytest.raises(ValueError):
         augment.shift_offsets(100, 0)

@@ -81,7 +81,7 @@ def digit_model(tmp_path_factory, fsdd_dir, yamnet) -> Path:
         write_wav(root / "training" / "digit" / f"digit_{i}.wav", clip)
         write_wav(root / "training" / "background" / f"noise_{i}.wav",
                   noise(window_s, amplitude=NOISE_LEVEL * (0.5 + i / TRAINING_CLIPS), seed=200 + i))
-    code = train.main([str(root / "training"), str(root / "model"), "--epochs", "30", "--val-split", "0",
+    code = train.main([str(root / "training"), str(root / "model"), "--epochs", "30", "--cv", "2",
                        "--cache-dir", str(root / "cache"), "--quiet"])
     assert code == 0
     return root / "model"

@@ -67,16 +67,16 @@ def test_train_writes_a_self_describing_model(trained):
     assert meta["audio"]["sample_rate"] == 16000 and meta["audio"]["embedding_size"] == 1024
     assert meta["yamnet"]["identity"].startswith("sha256:")
     assert meta["training"]["files_per_class"] == {"one": 30, "seven": 30, "zero": 30}
-    assert meta["training"]["val_files"] == 18 and meta["training"]["train_files"] == 72
-    assert meta["training"]["train_frame_accuracy"] > 0.9
-    assert meta["training"]["refit_on_all_files"] is True
+    config = meta["training"]["config"]
+    assert config["folds"] == 5 and config["refit"] is True and config["epochs"] == 30 and config["views"] == CLIP.views
     assert meta["clip"] == {"views": CLIP.views, "level_dbfs": CLIP.level_dbfs}
     assert set(meta["unknown"]["probability"]) == set(meta["unknown"]["similarity"]) == {"one", "seven", "zero"}
     assert all(0 < v < 1 for kind in ("probability", "similarity") for v in meta["unknown"][kind].values())
-    report = meta["training"]["validation_report"]
-    assert report["clips"] == 18 and report["accuracy"] == meta["training"]["val_clip_accuracy"]
-    assert "final training accuracy" in stdout and "validation on 18 held-out files" in stdout
-    assert "confusion matrix" in stdout and "training again on all 90 files" in stdout
+    cv = meta["training"]["cross_validation"]
+    assert cv["report"]["clips"] == 90 and len(cv["fold_balanced_accuracies"]) == 5  # every clip judged once
+    assert cv["report"]["balanced_accuracy"] > 0.5 and cv["report"]["labels"] == ["one", "seven", "zero"]
+    assert "cross-validation fold 5/5" in stdout and "balanced accuracy:" in stdout
+    assert "confusion matrix" in stdout and "final model: all 90 clips" in stdout
     for name in (PROTOTYPES_FILENAME, CONFUSION_PNG, TRAINING_CURVE_PNG, PIPELINE_TFLITE_FILENAME):
         assert (models / name).stat().st_size > 1000, name
     assert (models / CONFUSION_PNG).read_bytes()[:4] == b"\x89PNG"
@@ -250,23 +250,29 @@ def test_training_set_that_becomes_one_class_after_bad_files_is_refused(yamnet, 
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "0"), ("--val-split", "1.0")])
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "0"), ("--cv", "1"),
+                                        ("--splice-copies", "-1")])
 def test_bad_training_flags_are_usage_errors(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as info:
         train_cli.main([str(tmp_path), str(tmp_path / "m"), flag, value])
     assert info.value.code == 2 and flag in capsys.readouterr().err
 
 
-def test_val_split_zero_trains_on_everything(yamnet, tmp_path, capsys):
-    for label, seed in (("hiss", 0), ("hum", 1)):
-        for i in range(3):
-            clip = noise(1.0, seed=seed * 10 + i) if label == "hiss" else np.sin(np.linspace(0, 100 * np.pi, 16000)).astype(np.float32)
-            write_wav(tmp_path / "training" / label / f"{i}.wav", clip)
-    assert train_cli.main([str(tmp_path / "training"), str(tmp_path / "m"), "--val-split", "0",
-                           "--epochs", "5", "--no-cache", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "validating on 0 files" in out and "validation: none" in out
-    assert json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["val_clip_accuracy"] is None
+@pytest.mark.parametrize("argv,hint", [(["--val-split", "0.2"], "--cv K"), (["--no-streams"], "--splice-copies 0")])
+def test_removed_flags_say_what_replaced_them(tmp_path, capsys, argv, hint):
+    with pytest.raises(SystemExit) as info:
+        train_cli.main([str(tmp_path), str(tmp_path / "m"), *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "is gone" in err and hint in err
+
+
+def test_no_refit_keeps_the_first_folds_model(trained, tmp_path, capsys):
+    training, _models, cache, _ = trained
+    assert train_cli.main([str(training), str(tmp_path / "m"), "--no-refit", "--cv", "3", "--epochs", "5",
+                           "--cache-dir", str(cache), "--quiet", "--no-tflite"]) == 0
+    assert "the first fold's (--no-refit)" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())
+    assert meta["training"]["config"]["refit"] is False and meta["training"]["frames"] == {}
 
 
 def test_model_trained_on_another_yamnet_warns(trained, fsdd_dir, tmp_path, capsys):
@@ -292,13 +298,12 @@ def test_cross_validation_by_speaker_reports_folds_and_stores_them(trained, tmp_
         "cross-validation fold 1/3", "cross-validation fold 2/3", "cross-validation fold 3/3"]
     assert "confusion matrix" in out
     cv = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["cross_validation"]
-    assert cv["folds"] == 3 and len(cv["fold_accuracies"]) == 3 and cv["group_by"] == r"_([a-z]+)_"
+    assert cv["folds"] == 3 and len(cv["fold_balanced_accuracies"]) == 3 and cv["group_by"] == r"_([a-z]+)_"
     assert sum(sum(row) for row in cv["report"]["confusion"]) == 90  # every clip tested exactly once
-    assert cv["mean_accuracy"] > 0.4, cv  # unseen speakers; chance is 1/3
+    assert cv["mean_balanced_accuracy"] > 0.4, cv  # unseen speakers; chance is 1/3
 
 
-@pytest.mark.parametrize("argv,message", [(["--group-by", "x"], "only applies with --cv"),
-                                          (["--cv", "1"], "at least 2 folds"),
+@pytest.mark.parametrize("argv,message", [(["--cv", "1"], "at least 2 folds"),
                                           (["--cv", "3", "--group-by", "("], "not a valid regular expression")])
 def test_cross_validation_usage_errors(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:
@@ -328,13 +333,13 @@ def test_augment_adds_pitch_shifted_copies_and_caches_them(trained, tmp_path, ca
     argv = [str(training), str(tmp_path / "m"), "--epochs", "2", "--cache-dir", str(cache), "--quiet", "--no-tflite", "--augment", "2"]
     assert train_cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "augmented copies (2 per clip): 90 clips computed, 0 from cache" in out
+    assert "augmented copies (2 per clip): 90 computed, 0 from cache" in out
     meta = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())
-    assert meta["training"]["augment_copies"] == 2
-    plain_frames = meta["training"]["train_frames"]
+    assert meta["training"]["config"]["augment"] == 2
+    plain_frames = meta["training"]["frames"]["clip_frames"]
     assert train_cli.main(argv) == 0
-    assert "90 clips computed" not in capsys.readouterr().out  # second run: from the cache
+    assert "augmented copies (2 per clip): 0 computed, 90 from cache" in capsys.readouterr().out  # second run
     assert train_cli.main(argv[:-2]) == 0
     capsys.readouterr()
-    unaugmented = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["train_frames"]
-    assert plain_frames > unaugmented  # copies add training frames (never validation ones)
+    unaugmented = json.loads((tmp_path / "m" / MODEL_JSON_FILENAME).read_text())["training"]["frames"]["clip_frames"]
+    assert plain_frames > unaugmented  # copies add training frames (never held-out ones)
