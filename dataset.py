@@ -1,4 +1,4 @@
-"""Training data: class folders -> files -> cached YAMNet embeddings -> frame arrays.
+"""Training data: class folders -> files -> cached YAMNet embeddings; the by-file split and folds.
 
 Folder scanning, splitting and the cache are TF-free; only `embed_files` needs a loaded YAMNet.
 """
@@ -284,38 +284,3 @@ def negative_files(folders: list[Path]) -> tuple[list[Path], list[str]]:
             notes.append(ignored_note(folder, other))
         paths += audio
     return paths, notes
-
-
-def scan_and_report(root, background_elsewhere: bool = False) -> dict[str, list[Path]]:
-    """`scan_training_folder`, with its notes (non-audio files passed over) printed on stderr."""
-    files_by_class, notes = scan_training_folder(root, background_elsewhere)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    return files_by_class
-
-
-def embed_classes(root, files_by_class: dict[str, list[Path]], yamnet, cache: EmbeddingCache | None,
-                  progress: bool = True, views: int = 1,
-                  level_dbfs: float | None = None,
-                  background_elsewhere: bool = False) -> tuple[dict[str, list[Path]], EmbeddingResult]:
-    """Every clip of a scanned class folder embedded, unreadable ones reported on stderr; returns
-    ({class: usable files}, embeddings). DatasetError when fewer than two classes keep a clip."""
-    all_files = [path for files in files_by_class.values() for path in files]
-    result = embed_files(all_files, yamnet, cache, progress=progress, views=views, level_dbfs=level_dbfs)
-    for _path, reason in result.failed:
-        print(f"skipped {reason}", file=sys.stderr)
-    usable = {name: [p for p in files if p in result.embeddings] for name, files in files_by_class.items()}
-    check_classes(root, usable, background_elsewhere)
-    return usable, result
-
-
-def frames_and_labels(items, embeddings: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Stack per-file embeddings into per-frame arrays: x (frames, 1024) float32, y (frames,) int."""
-    xs, ys = [], []
-    for path, label in items:
-        if path in embeddings:
-            xs.append(embeddings[path])
-            ys.append(np.full(len(embeddings[path]), label, dtype=np.int64))
-    if not xs:
-        return np.zeros((0, EMBEDDING_SIZE), np.float32), np.zeros((0,), np.int64)
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)

@@ -162,40 +162,39 @@ def evaluate(args) -> dict:
 
 def cross_validate_folder(args) -> dict:
     """--cv: the recipe of the model given (its model.json "training" config), or train.py's defaults,
-    cross-validated on one folder exactly as train.py does (training.cross_validate): the same folds,
-    the same meaning of background/, the same report. Returns the report with the fold scores."""
+    cross-validated on one folder exactly as train.py does (training.prepare, training.cross_validate):
+    the same folds, the same meaning of background/, the same report. Returns the report with the
+    fold scores."""
     from dataclasses import replace
 
     import training
-    from dataset import EmbeddingCache, default_cache_dir, negative_files, scan_and_report
-    from model import read_model_json
-    from tflite_backend import embedding_yamnet
-    from yamnet_classifier import resolve_yamnet_handle
+    from model import check_model_dir, read_model_json
 
-    files_by_class = scan_and_report(args.test_dir, background_elsewhere=bool(args.negatives))
-    negatives, notes = negative_files(args.negatives)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    meta = read_model_json(args.models_dir) if args.models_dir is not None else {}
-    config = training.TrainingConfig.from_dict((meta.get("training") or {}).get("config"))
+    meta = {}
+    if args.models_dir is not None:
+        check_model_dir(args.models_dir)
+        meta = read_model_json(args.models_dir)
+    trained = meta.get("training") or {}
+    config = training.TrainingConfig.from_dict(trained.get("config"))
     config = replace(config, folds=args.cv, group_by=args.group_by or config.group_by)
-    yamnet = embedding_yamnet(resolve_yamnet_handle(args.yamnet), warn=lambda text: print(text, file=sys.stderr))
-    cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
-    quiet = lambda _text: None  # noqa: E731
-    data, facts = training.gather(args.test_dir, files_by_class, negatives, config, yamnet, cache, warn=lambda text: print(
-        text, file=sys.stderr), progress=not args.json)
-    config = training.for_data(config, data)
-    cv = training.cross_validate(data, training.make_recipe(config, data.class_names, yamnet, cache),
-                                 log=quiet if args.json else print)
+    warn = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    elsewhere = [path for path in trained.get("background_recordings", [])
+                 if not Path(path).resolve().is_relative_to(args.test_dir.resolve())]
+    if elsewhere and not args.negatives:
+        warn(f"note: {args.models_dir} was trained with {len(elsewhere)} background recording(s) from outside "
+             f"{args.test_dir} (--negatives); without them the figure is not the one train.py printed")
+    prepared = training.prepare(args.test_dir, args.negatives, config, args.yamnet, args.cache_dir,
+                                use_cache=not args.no_cache, warn=warn, progress=not args.json)
+    cv = training.cross_validate(prepared.data, prepared.recipe, log=(lambda _text: None) if args.json else print)
     if cv.report is None:
         raise EvaluationError(f"no clips to cross-validate in {args.test_dir}")
     if not args.json:
         print("\n" + training.format_cross_validation(cv))
-    summary = cv.summary(config.folds, config.group_by)
+    summary = cv.summary(prepared.config.folds, prepared.config.group_by)
     return {**summary["report"], "fold_balanced_accuracies": summary["fold_balanced_accuracies"],
-            "mean_fold_balanced_accuracy": summary["mean_balanced_accuracy"], "folds": config.folds,
-            "group_by": config.group_by, "config": config.as_dict(), "test_dir": str(args.test_dir),
-            "skipped": [{"file": path, "reason": reason} for path, reason in facts["skipped"]]}
+            "mean_fold_balanced_accuracy": summary["mean_balanced_accuracy"], "folds": prepared.config.folds,
+            "group_by": prepared.config.group_by, "config": prepared.config.as_dict(), "test_dir": str(args.test_dir),
+            "skipped": [{"file": path, "reason": reason} for path, reason in prepared.facts["skipped"]]}
 
 
 def evaluate_stream(args) -> dict:
@@ -245,6 +244,13 @@ def main(argv=None) -> int:
         parser.error("--cv needs at least 2 folds (0 turns it off)")
     if args.group_by is not None and not args.cv:
         parser.error("--group-by only applies with --cv")
+    if args.group_by is not None:
+        import re
+
+        try:
+            re.compile(args.group_by)
+        except re.error as e:
+            parser.error(f"--group-by is not a valid regular expression ({e})")
     if args.negatives and not args.cv:
         parser.error("--negatives only applies with --cv")
     if args.models_dir is None and not args.cv:

@@ -108,8 +108,8 @@ UNKNOWN = UnknownDefaults()
 
 @dataclass(frozen=True)
 class StreamTrainingDefaults:
-    """How train.py turns background recordings into stream training and an operating point (issue 7;
-    each measured in bench/stream.py)."""
+    """How train.py turns background recordings into training windows and an operating point (each
+    default measured against the seed's recipe in bench/real.py)."""
 
     splice_copies: int = 3                 # each clip spliced this many times into background ...
     splice_snr_db: tuple = (5.0, 30.0)     # ... at a signal-to-background ratio uniform in this range ...

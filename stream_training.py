@@ -1,12 +1,13 @@
-"""Streams as training data: clips spliced into background recordings, background windows as
-negatives, hard-negative mining, and an operating point per class (threshold, windows) chosen by
-cross-fitting to meet a false-alarm budget. Used by train.py when it has background recordings.
+"""The listener's windows as training and judging material: recordings embedded window by window as
+listen.py hears them, clips spliced into background, background windows as negatives, and the
+operating point per class (threshold, windows in a row) with its counted false-alarm promise,
+chosen on what the cross-validation folds held out (training.py).
 
-TF-free: YAMNet comes in as an object with `run` (and `embed_many`), the head as a `fit(x, y)`
-callable returning (model with `frame_probabilities`, history), so the pure parts test in milliseconds.
-Why: a head trained on isolated clips misses the same sound inside a stream and fires on the stream's
-other sounds; the listener's windows are what it must learn, and its false alarms per hour are what
-users judge it by (bench/stream.py measures each step).
+TF-free: YAMNet comes in as an object with `run` (and `embed_many`), models as objects with
+`frame_probabilities`, so the pure parts test in milliseconds. Why: a head trained on isolated clips
+misses the same sound inside a stream and fires on the stream's other sounds; the listener's windows
+are what it must learn, and its false alarms per hour are what users judge it by (bench/real.py
+measures each step on real recordings).
 """
 
 import hashlib
@@ -25,10 +26,11 @@ MEMORY_CACHE_SECONDS = 20.0  # recordings longer than this (not spliced excerpts
 
 # --- the listener's windows, embedded ----------------------------------------------------------------
 
-def listener_windows(waveform: np.ndarray) -> list[np.ndarray]:
-    """The windows listen.py scores for a recording (StreamFramer, 0.48 s hop, the last one flush's)."""
+def listener_windows(waveform: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The windows listen.py scores for a recording, as (first sample, window) (StreamFramer, 0.48 s hop,
+    the last one flush's, which may start off the hop grid)."""
     framer = StreamFramer()
-    return [window for _start, window in framer.push(waveform) + framer.flush()]
+    return framer.push(waveform) + framer.flush()
 
 
 def audible_windows(windows: list[np.ndarray]) -> np.ndarray:
@@ -51,7 +53,7 @@ class WindowEmbedder:
         from dataset import embed_waveforms
 
         waveform = np.asarray(waveform, np.float32)
-        windows = listener_windows(waveform)
+        windows = [window for _start, window in listener_windows(waveform)]
         audible = audible_windows(windows) if self.level_dbfs is not None else np.ones(len(windows), bool)
         suffix = "-listener-windows" + ("" if self.level_dbfs is None else
                                         f"-rms{self.level_dbfs:g}dBFS-max{CLIP.window_max_gain_db:g}dB")
@@ -99,12 +101,11 @@ def splice(clip: np.ndarray, background: np.ndarray, rng: np.random.Generator,
     return (excerpt / peak if peak > 1.0 else excerpt).astype(np.float32), onset
 
 
-def coverage_labels(onset: int, length: int, num_windows: int, window: int = YAMNET.patch_window_samples,
-                    hop: int = YAMNET.patch_hop_samples) -> np.ndarray:
-    """How much of each window k (samples k*hop .. k*hop+window) a sound (samples onset .. onset+length)
-    covers: the share of the sound inside it, or for a sound longer than a window the share of the
-    window it fills (a window in the middle of a 10 s jingle is all jingle)."""
-    starts = np.arange(num_windows) * hop
+def coverage_labels(onset: int, length: int, starts, window: int = YAMNET.patch_window_samples) -> np.ndarray:
+    """How much of each window (samples start .. start+window, one per start) a sound (samples onset ..
+    onset+length) covers: the share of the sound inside it, or for a sound longer than a window the
+    share of the window it fills (a window in the middle of a 10 s jingle is all jingle)."""
+    starts = np.asarray(starts)
     inside = np.clip(np.minimum(starts + window, onset + length) - np.maximum(starts, onset), 0, None)
     return inside / max(min(length, window), 1)
 
@@ -127,8 +128,8 @@ def make_excerpts(clips: list[tuple[np.ndarray, int]], backgrounds: list[np.ndar
         for _ in range(copies):
             mixed, onset = splice(waveform, backgrounds[int(rng.integers(len(backgrounds)))], rng, snr_db)
             embeddings, audible = embed(mixed)
-            excerpts.append(Excerpt(embeddings, audible, coverage_labels(onset, len(waveform), len(embeddings)),
-                                    class_index))
+            starts = [start for start, _window in listener_windows(mixed)]
+            excerpts.append(Excerpt(embeddings, audible, coverage_labels(onset, len(waveform), starts), class_index))
     return excerpts
 
 
@@ -233,12 +234,14 @@ def expected_false_alarms(counts: np.ndarray) -> np.ndarray:
 
 def recall_at(excerpts: list, class_index: int, min_frames: int, grid: np.ndarray) -> tuple[np.ndarray, int]:
     """Share of the class's held-out spliced clips found at each threshold (an event would start on a
-    window holding part of the clip), and how many spliced clips that is out of."""
+    window holding part of the clip: it and the next min_frames - 1 windows at or above the threshold),
+    and how many spliced clips that is out of."""
     peaks = []
     for scores, coverage, label in excerpts:
         if label != class_index:
             continue
         held = running_min(scores[:, class_index], min_frames)
+        held[max(0, len(held) - min_frames + 1):] = -np.inf  # too few windows left to start an event
         starts = np.flatnonzero(coverage > 0)
         peaks.append(held[starts].max() if len(starts) else 0.0)
     if not peaks:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_util import first_line
-from dataset import DatasetError, EmbeddingCache, default_cache_dir, negative_files, scan_and_report
+from dataset import DatasetError
 from model import (
     ModelError,
     choose_unknown_thresholds,
@@ -33,8 +33,7 @@ from params import BACKGROUND_CLASS, CLIP, CONFUSION_PNG, LISTEN, STREAM, TRAINI
 import stream_training
 import training
 from training import TrainingConfig
-from tflite_backend import embedding_yamnet
-from yamnet_classifier import YamnetError, load_yamnet, resolve_yamnet_handle
+from yamnet_classifier import YamnetError, load_yamnet
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,34 +136,27 @@ def describe(data, facts: dict) -> str:
 
 
 def train(args) -> int:
-    files_by_class = scan_and_report(args.training_dir, background_elsewhere=bool(args.negatives))  # before YAMNet loads
-    negatives, notes = negative_files(args.negatives)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    handle = resolve_yamnet_handle(args.yamnet)
-    yamnet = embedding_yamnet(handle, warn=lambda text: print(text, file=sys.stderr))
-    config = config_from(args)
-    cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir(), yamnet.identity)
-    data, facts = training.gather(args.training_dir, files_by_class, negatives, config, yamnet, cache,
-                                  warn=lambda text: print(text, file=sys.stderr), progress=not args.quiet)
-    config = training.for_data(config, data)
+    warn = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    prepared = training.prepare(args.training_dir, args.negatives, config_from(args), args.yamnet, args.cache_dir,
+                                use_cache=not args.no_cache, warn=warn, progress=not args.quiet)
+    data, facts, config, recipe, yamnet = (prepared.data, prepared.facts, prepared.config, prepared.recipe,
+                                           prepared.yamnet)
     print(describe(data, facts))
     print(f"embeddings: {facts['computed']} computed, {facts['from_cache']} from cache, {facts['failed']} failed")
     if "augmented" in facts:
         print(f"augmented copies ({config.augment} per clip): {facts['augmented']['computed']} computed, "
               f"{facts['augmented']['from_cache']} from cache")
     for note in facts["notes"]:
-        print(f"note: {note}", file=sys.stderr)
+        warn(f"note: {note}")
     if data.background_index is None:
-        print(f"note: no {BACKGROUND_CLASS}/ class: the model names one of your sounds for everything it hears; "
-              f"listen.py will use threshold {LISTEN.threshold} and {LISTEN.min_frames} window(s)", file=sys.stderr)
-    elif data.background_seconds < STREAM.min_background_minutes * 60:
-        print(f"note: {data.background_seconds / 60:.1f} min of background is too little to count false alarms on "
-              f"(an operating point needs {STREAM.min_background_minutes:g} min or more; an hour of what the microphone "
-              f"usually hears is better): listen.py will use threshold {LISTEN.threshold} and {LISTEN.min_frames} "
-              f"window(s)", file=sys.stderr)
+        warn(f"note: no {BACKGROUND_CLASS}/ class: the model names one of your sounds for everything it hears; "
+             f"listen.py will use threshold {LISTEN.threshold} and {LISTEN.min_frames} window(s)")
+    elif not training.enough_background(data):
+        warn(f"note: {data.background_seconds / 60:.1f} min of background is too little to count false alarms on "
+             f"(an operating point needs {STREAM.min_background_minutes:g} min or more; an hour of what the microphone "
+             f"usually hears is better): listen.py will use threshold {LISTEN.threshold} and {LISTEN.min_frames} "
+             f"window(s)")
 
-    recipe = training.make_recipe(config, data.class_names, yamnet, cache)
     print(f"\ncross-validation, {config.folds} folds (each clip and each background recording judged by a model "
           f"that never saw it{', grouped by ' + config.group_by if config.group_by else ''}):")
     cv = training.cross_validate(data, recipe, log=print, keep_first=not config.refit)
@@ -213,7 +205,7 @@ def train(args) -> int:
         meta.update(thresholds={p.label: round(p.threshold, 6) for p in points},
                     min_frames={p.label: p.min_frames for p in points},
                     operating_points={p.label: p.as_dict() for p in points})
-    write_model(args, handle, model.head, data, meta, training.mean_history(cv.histories), report, config.seed)
+    write_model(args, yamnet.handle, model.head, data, meta, training.mean_history(cv.histories), report, config.seed)
     return 0
 
 
@@ -343,6 +335,8 @@ def main(argv=None) -> int:
         parser.error("--splice-copies must be 0 (off) or more")
     if args.cv < 2:
         parser.error("--cv needs at least 2 folds")
+    if args.seed < 0:
+        parser.error("--seed must be 0 or more")
     if args.group_by is not None:
         try:
             re.compile(args.group_by)

@@ -67,7 +67,6 @@ class Clip:
     path: Path
     label: int
     frames: np.ndarray             # (patches, 1024): how the config embeds clips
-    group: str = ""
     fold: int = 0
     augmented: np.ndarray | None = None  # frames of pitch-shifted copies (TrainingConfig.augment)
 
@@ -82,6 +81,10 @@ class Stream:
     waveform: np.ndarray
     fold: int = 0
     clips: tuple = ()
+    recording: str = ""  # the recording it is (a file's stem) or was cut from: one recording, one fold
+
+    def __post_init__(self):
+        self.recording = self.recording or Path(self.name).stem
 
     @property
     def seconds(self) -> float:
@@ -108,9 +111,6 @@ class TrainingSet:
     @property
     def background_seconds(self) -> float:
         return sum(s.seconds for s in self.streams)
-
-    def sound_clips(self) -> list[int]:
-        return [i for i, c in enumerate(self.clips) if c.label != self.background_index]
 
 
 def class_order(names) -> list[str]:
@@ -142,31 +142,31 @@ def deal(sizes: dict, folds: int, rng: np.random.Generator) -> dict:
 
 def assign_folds(data: TrainingSet, folds: int, seed: int, group_by: str | None = None) -> list[str]:
     """Set every clip's and stream's fold (in place); returns notes for the user. Sound clips are dealt
-    class by class (stratified), by file or by `group_by`; background streams whole, by duration,
-    when there are at least `folds` of them and the folds stay within a factor of two; otherwise each
+    as dataset.cross_validation_folds deals them (stratified by file, or whole `group_by` groups);
+    background streams by recording (streams of one recording together), whole, by duration, when
+    there are at least `folds` recordings and the folds stay within a factor of two; otherwise every
     stream is cut into stretches (STREAM.segment_seconds) dealt in turn, and held-out background is
     then other stretches of the same recordings."""
-    from dataset import group_of
+    from dataset import cross_validation_folds
 
-    rng = np.random.default_rng([seed, folds])
-    notes = []
-    for label in range(len(data.class_names)):
-        if label == data.background_index:
-            continue
-        members = [i for i, c in enumerate(data.clips) if c.label == label]
-        groups = sorted({group_of(data.clips[i].path, group_by) if group_by else str(data.clips[i].path) for i in members})
-        fold_of = {g: k % folds for k, g in enumerate(groups[j] for j in rng.permutation(len(groups)))}
-        for i in members:
-            data.clips[i].group = group_of(data.clips[i].path, group_by) if group_by else str(data.clips[i].path)
-            data.clips[i].fold = fold_of[data.clips[i].group]
+    sounds = {data.class_names[label]: [c.path for c in data.clips if c.label == label]
+              for label in range(len(data.class_names)) if label != data.background_index}
+    fold_of = {path: fold for fold, (_train, test) in enumerate(cross_validation_folds(sounds, folds, seed, group_by))
+               for path, _label in test}
+    for clip in data.clips:
+        if clip.label != data.background_index:
+            clip.fold = fold_of[clip.path]
     if not data.streams:
-        return notes
-    sizes = {k: s.seconds for k, s in enumerate(data.streams)}
-    whole = deal(sizes, folds, rng)
-    totals = [sum(sizes[k] for k in whole if whole[k] == f) for f in range(folds)]
-    if len(data.streams) >= folds and max(totals) <= 2 * min(totals):
-        for k, stream in enumerate(data.streams):
-            stream.fold = whole[k]
+        return []
+    notes = []
+    sizes = {}
+    for stream in data.streams:
+        sizes[stream.recording] = sizes.get(stream.recording, 0.0) + stream.seconds
+    whole = deal(sizes, folds, np.random.default_rng([seed, folds]))
+    totals = [sum(size for recording, size in sizes.items() if whole[recording] == f) for f in range(folds)]
+    if len(sizes) >= folds and max(totals) <= 2 * min(totals):
+        for stream in data.streams:
+            stream.fold = whole[stream.recording]
     else:
         data.streams = cut_streams(data, folds)
         notes.append(f"{len(sizes)} background recording(s) cannot be dealt whole to {folds} folds: each fold holds "
@@ -193,7 +193,7 @@ def cut_streams(data: TrainingSet, folds: int) -> list[Stream]:
                 members = tuple(int(i) for i in members)
                 pieces.append((f"{stream.name}#{k}", join([data.clip_waveforms[i] for i in members]), members))
         for name, waveform, members in pieces:
-            out.append(Stream(name, waveform, dealt % folds, members))
+            out.append(Stream(name, waveform, dealt % folds, members, stream.recording))
             dealt += 1
     return out
 
@@ -203,7 +203,8 @@ def join(waveforms: list[np.ndarray]) -> np.ndarray:
 
 
 def background_streams(data: TrainingSet, recordings: list[tuple[str, np.ndarray]]) -> list[Stream]:
-    """Recordings, and the background clips of each recording joined in name order."""
+    """Recordings (file name, waveform), and the background clips of each recording joined in name
+    order (kitchen_bg0003.wav is of the recording kitchen.wav, as audio_util.py background names it)."""
     streams = [Stream(name, np.asarray(w, np.float32)) for name, w in recordings]
     by_recording = {}
     for i, clip in enumerate(data.clips):
@@ -211,13 +212,14 @@ def background_streams(data: TrainingSet, recordings: list[tuple[str, np.ndarray
             by_recording.setdefault(recording_name(clip.path), []).append(i)
     for name, members in sorted(by_recording.items()):
         members = sorted(members, key=lambda i: data.clips[i].path.name)
-        streams.append(Stream(name, join([data.clip_waveforms[i] for i in members]), clips=tuple(members)))
+        streams.append(Stream(name, join([data.clip_waveforms[i] for i in members]), clips=tuple(members),
+                              recording=name))
     return streams
 
 
 def for_data(config: TrainingConfig, data: TrainingSet) -> TrainingConfig:
     """The config with epochs and batch size filled in: with STREAM.many_frames training frames or more
-    (half an hour of background, as recordings or as clips), fewer passes of larger batches (STREAM)
+    (about 25 min of background, as recordings or as clips), fewer passes of larger batches (STREAM)
     suffice and keep training within minutes."""
     frames = sum(len(c.frames) for c in data.clips) + sum(
         s.seconds / YAMNET.patch_hop_seconds for s in data.streams if s.is_recording)
@@ -451,6 +453,38 @@ def split_background(files_by_class: dict[str, list[Path]], negatives: list[Path
     return {name: files for name, files in clips.items() if files}, list(recordings.values())
 
 
+@dataclass
+class Prepared:
+    """What train.py and evaluate.py --cv both start from: the set, its facts, the config filled in for
+    it, the recipe and the YAMNet it embeds with."""
+
+    data: TrainingSet
+    facts: dict
+    config: TrainingConfig
+    recipe: Recipe
+    yamnet: object
+
+
+def prepare(root, negative_dirs: list[Path], config: TrainingConfig, yamnet_option: str | None, cache_dir,
+            use_cache: bool = True, warn=print, progress: bool = True) -> Prepared:
+    """Scan the folder (before YAMNet loads, so a wrong folder fails in milliseconds), load YAMNet, gather
+    the training set and make the recipe: one path for train.py and evaluate.py --cv, so that both
+    judge the same clips with the same folds and the same recipe."""
+    from dataset import EmbeddingCache, default_cache_dir, negative_files, scan_training_folder
+    from tflite_backend import embedding_yamnet
+    from yamnet_classifier import resolve_yamnet_handle
+
+    files_by_class, notes = scan_training_folder(root, background_elsewhere=bool(negative_dirs))
+    negatives, more = negative_files(negative_dirs)
+    for note in notes + more:
+        warn(f"note: {note}")
+    yamnet = embedding_yamnet(resolve_yamnet_handle(yamnet_option), warn=warn)
+    cache = EmbeddingCache(cache_dir or default_cache_dir(), yamnet.identity) if use_cache else None
+    data, facts = gather(root, files_by_class, negatives, config, yamnet, cache, warn=warn, progress=progress)
+    config = for_data(config, data)
+    return Prepared(data, facts, config, make_recipe(config, data.class_names, yamnet, cache), yamnet)
+
+
 def gather(root, files_by_class: dict[str, list[Path]], negatives: list[Path], config: TrainingConfig, yamnet, cache,
            warn=print, progress: bool = True) -> tuple[TrainingSet, dict]:
     """The training set: clips embedded as the config says (from the cache where it can), background
@@ -491,7 +525,7 @@ def gather(root, files_by_class: dict[str, list[Path]], negatives: list[Path], c
                           augmented=augmented.get(path) if augmented is not None else None))
         waveforms[index] = loaded[path]
     data = TrainingSet(class_names, clips, clip_waveforms=waveforms)
-    data.streams = background_streams(data, [(p.stem, w) for p, w in recordings])
+    data.streams = background_streams(data, [(p.name, w) for p, w in recordings])
     notes = assign_folds(data, config.folds, config.seed, config.group_by)
     facts |= {"computed": result.computed, "from_cache": result.from_cache, "failed": len(result.failed), "skipped": skipped,
              "recordings": [str(p) for p, _w in recordings], "notes": notes,

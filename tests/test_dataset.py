@@ -11,7 +11,6 @@ from dataset import (
     EmbeddingCache,
     cross_validation_folds,
     file_digest,
-    frames_and_labels,
     scan_training_folder,
     split_by_file,
 )
@@ -85,13 +84,6 @@ def test_cache_round_trip_keyed_by_content_and_identity(tmp_path):
     # A damaged entry is treated as a miss, not a crash.
     cache._path(file_digest(a)).write_bytes(b"garbage")
     assert cache.get(file_digest(a)) is None
-
-
-def test_frames_and_labels_stack_per_file():
-    embeddings = {"x": np.zeros((2, 1024)), "y": np.ones((3, 1024))}
-    x, y = frames_and_labels([("x", 0), ("y", 1), ("missing", 1)], embeddings)
-    assert x.shape == (5, 1024) and x.dtype == np.float32
-    assert y.tolist() == [0, 0, 1, 1, 1]
 
 
 def test_cross_validation_folds_test_every_file_once_stratified():

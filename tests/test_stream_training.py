@@ -16,11 +16,11 @@ def test_running_min():
 
 def test_coverage_labels_share_of_the_sound_in_each_window():
     hop, window = YAMNET.patch_hop_samples, YAMNET.patch_window_samples
-    cover = st.coverage_labels(onset=hop, length=hop, num_windows=4)
+    cover = st.coverage_labels(onset=hop, length=hop, starts=np.arange(4) * hop)
     assert cover.tolist() == [1.0, 1.0, 0.0, 0.0]  # windows 0 and 1 hold all of it, window 2 starts after it
-    cover = st.coverage_labels(onset=window - 100, length=200, num_windows=3)
+    cover = st.coverage_labels(onset=window - 100, length=200, starts=np.arange(3) * hop)
     assert cover.tolist() == [0.5, 1.0, 0.5]  # straddles the end of window 0 and the start of window 2
-    cover = st.coverage_labels(onset=hop, length=4 * window, num_windows=8)  # a jingle longer than a window
+    cover = st.coverage_labels(onset=hop, length=4 * window, starts=np.arange(8) * hop)  # a jingle longer than a window
     assert cover.tolist() == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # windows inside it are all jingle
 
 
@@ -51,6 +51,15 @@ def test_excerpt_frames_drop_partial_and_silent_windows():
 def test_balanced_weights():
     weights = st.balanced_weights(np.array([0, 1, 1, 1]), 3)
     assert weights == {0: 2.0, 1: pytest.approx(2 / 3)}
+
+
+def test_recall_counts_only_runs_the_listener_could_finish():
+    scores = np.array([0.0, 0.0, 0.0, 0.9])  # the sound's one loud window is the stream's last
+    excerpts = [(np.stack([scores, 1 - scores], 1), np.array([0, 0, 1, 1.0]), 0)]
+    grid = np.array([0.5])
+    assert st.recall_at(excerpts, 0, 1, grid)[0].tolist() == [1.0]
+    assert st.recall_at(excerpts, 0, 2, grid)[0].tolist() == [0.0]  # two in a row need a window after it
+    assert st.count_events(scores, 0.5, 2) == 0
 
 
 def test_expected_false_alarms_are_one_more_than_seen_and_the_interval_is_exact():

@@ -113,3 +113,25 @@ def test_long_background_files_are_recordings_short_ones_clips_and_each_counts_o
     (tmp_path / "notes" / "readme.txt").write_text("no audio here")
     with pytest.raises(DatasetError, match="no audio in"):
         negative_files([tmp_path / "notes"])
+
+
+def test_group_by_keeps_a_group_on_one_side_across_classes():
+    speakers = ["ann", "bob", "cy", "dee", "eve", "fay"]
+    clips = [clip(f"{digit}_{who}_{take}.wav", label) for label, digit in enumerate((3, 7))
+             for who in speakers for take in range(2)]
+    data = training.TrainingSet(["three", "seven"], clips)
+    training.assign_folds(data, 5, seed=0, group_by=r"_([a-z]+)_")
+    for who in speakers:
+        assert len({c.fold for c in data.clips if f"_{who}_" in c.path.name}) == 1, who
+    assert sorted({c.fold for c in data.clips}) == [0, 1, 2, 3, 4]
+
+
+def test_a_long_recording_and_clips_cut_from_it_are_one_recording():
+    data = set_with_background([f"kitchen_bg{k:04d}.wav" for k in range(4)] + [f"tv_bg{k:04d}.wav" for k in range(4)])
+    data.streams = training.background_streams(data, [("kitchen.wav", np.zeros(60 * SAMPLE_RATE, np.float32)),
+                                                      ("street.wav", np.zeros(60 * SAMPLE_RATE, np.float32))])
+    training.assign_folds(data, 2, seed=0)
+    folds = {}
+    for stream in data.streams:
+        folds.setdefault(stream.recording, set()).add(stream.fold)
+    assert sorted(folds) == ["kitchen", "street", "tv"] and all(len(f) == 1 for f in folds.values())
