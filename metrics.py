@@ -92,6 +92,9 @@ def format_report(report: dict) -> str:
     width = max([5] + [len(label) for label in labels])
     lines = [f"balanced accuracy: {_pct(report['balanced_accuracy']).strip()} (the mean of each class's recall), "
              f"{report['clips']} clips; {_pct(report['accuracy']).strip()} of the clips right", ""]
+    absent = [label for label in labels if not report["per_class"][label]["support"]]
+    if absent:  # e.g. background given only as recordings: judged by false alarms per hour, not here
+        lines.insert(1, f"no clips of {', '.join(absent)}: the balanced accuracy is over the other classes")
     lines.append(f"{'class':{width}s}     recall  precision      F1  clips")
     for label in labels:
         m = report["per_class"][label]

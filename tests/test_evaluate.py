@@ -61,6 +61,11 @@ def test_report_leads_with_balanced_accuracy():
     report = metrics.build_report(["doorbell", "background"], [0] * 10 + [1] * 90, [0] + [1] * 99)
     assert report["accuracy"] == pytest.approx(0.91) and report["balanced_accuracy"] == pytest.approx(0.55)
     assert metrics.format_report(report).splitlines()[2].split()[:2] == ["class", "recall"]
+    # background given only as recordings: no clips, so the figure is the doorbell's recall alone
+    text = metrics.format_report(metrics.build_report(["doorbell", "background"], [0, 0], [0, 1]))
+    assert text.splitlines()[:2] == ["balanced accuracy: 50.0% (the mean of each class's recall), 2 clips; 50.0% of "
+                                     "the clips right", "no clips of background: the balanced accuracy is over the "
+                                     "other classes"]
 
 
 def test_confusion_png_shows_every_count_zeros_too(tmp_path, monkeypatch):
