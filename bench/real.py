@@ -487,6 +487,9 @@ def merged(runs: list[dict]) -> dict:
 
 
 def print_tables(results: dict, names: list[str], header: str) -> None:
+    def run_by_all(folds: list) -> list[str]:
+        return [n for n in names if all(n in by_recipe for _f, by_recipe in folds)]
+
     print(f"\n{header}\n")
     clip_rows = [(row, r) for row, r in results.items() if row in ("clips", "kind")]
     if clip_rows:
@@ -494,7 +497,7 @@ def print_tables(results: dict, names: list[str], header: str) -> None:
               "cross-validation included) |")
         print("|---|---|---|---|---|")
         for row, r in clip_rows:
-            print("\n".join(clip_lines(r[0][0].row, r, [n for n in names if all(n in x for _f, x in r)])))
+            print("\n".join(clip_lines(r[0][0].row, r, run_by_all(r))))
         print()
     stream_rows = [(row, r) for row, r in results.items() if row in ("game", "household")]
     if stream_rows:
@@ -502,12 +505,13 @@ def print_tables(results: dict, names: list[str], header: str) -> None:
               "false/h (best points, chosen on the test) | median latency | DCASE F1 | PSDS | train.py s |")
         print("|---|---|---|---|---|---|---|---|---|")
         for row, r in stream_rows:
-            print("\n".join(stream_lines(r[0][0].row, r, [n for n in names if all(n in x for _f, x in r)])))
+            print("\n".join(stream_lines(r[0][0].row, r, run_by_all(r))))
         print("\n| calibration | recipe | promised false/h | measured on held-out sources | within 3x | "
               "promised by a model trained on the same background cut into 5 s clips |")
         print("|---|---|---|---|---|---|")
         for row, r in stream_rows:
-            print("\n".join(calibration_lines(r[0][0].row, r, [n for n in names if all(n in x for _f, x in r)])))
+            print("\n".join(calibration_lines(r[0][0].row, r, run_by_all(r))))
+
 
 def clip_lines(row: str, results: list[tuple[Fold, dict]], recipes: list[str]) -> list[str]:
     lines = []
