@@ -285,9 +285,13 @@ def event_counts(calibration: Calibration, class_index: int, min_frames: int, gr
 
 def quietest_from(counts: np.ndarray, finds: np.ndarray) -> int:
     """The lowest threshold index from which every higher one raises no more events than the fewest
-    any threshold that still finds something raises."""
+    any threshold that still finds something raises; if a higher threshold raises more (a run of
+    windows can split in two as the threshold rises), the lowest index that raises the fewest."""
     fewest = counts[finds].min() if finds.any() else counts.min()
-    return int(np.flatnonzero(np.logical_and.accumulate((counts <= fewest)[::-1])[::-1])[0])
+    steady = np.flatnonzero(np.logical_and.accumulate((counts <= fewest)[::-1])[::-1])
+    if len(steady):
+        return int(steady[0])
+    return int(np.flatnonzero((counts == fewest) & (finds if finds.any() else True))[0])
 
 
 def choose_operating_point(calibration: Calibration, class_names: list[str], class_index: int,

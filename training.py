@@ -144,9 +144,10 @@ def assign_folds(data: TrainingSet, folds: int, seed: int, group_by: str | None 
     """Set every clip's and stream's fold (in place); returns notes for the user. Sound clips are dealt
     as dataset.cross_validation_folds deals them (stratified by file, or whole `group_by` groups);
     background streams by recording (streams of one recording together), whole, by duration, when
-    there are at least `folds` recordings and the folds stay within a factor of two; otherwise every
-    stream is cut into stretches (STREAM.segment_seconds) dealt in turn, and held-out background is
-    then other stretches of the same recordings."""
+    there are at least `folds` recordings; otherwise every stream is cut into stretches
+    (STREAM.segment_seconds) dealt in turn, and held-out background is then other stretches of the
+    same recordings. (Stretches of one recording judge it too kindly: on a new user's doorbell, 90 %
+    against 54 % with its six recordings whole.)"""
     from dataset import cross_validation_folds
 
     sounds = {data.class_names[label]: [c.path for c in data.clips if c.label == label]
@@ -162,16 +163,15 @@ def assign_folds(data: TrainingSet, folds: int, seed: int, group_by: str | None 
     sizes = {}
     for stream in data.streams:
         sizes[stream.recording] = sizes.get(stream.recording, 0.0) + stream.seconds
-    whole = deal(sizes, folds, np.random.default_rng([seed, folds]))
-    totals = [sum(size for recording, size in sizes.items() if whole[recording] == f) for f in range(folds)]
-    if len(sizes) >= folds and max(totals) <= 2 * min(totals):
+    if len(sizes) >= folds:  # whole, even if the folds' lengths differ: held-out background is other audio
+        whole = deal(sizes, folds, np.random.default_rng([seed, folds]))
         for stream in data.streams:
             stream.fold = whole[stream.recording]
     else:
         data.streams = cut_streams(data, folds)
-        notes.append(f"{len(sizes)} background recording(s) cannot be dealt whole to {folds} folds: each fold holds "
-                     f"out stretches of them, so the false-alarm estimate is about this background, not new audio "
-                     f"(add recordings of other days and places)")
+        notes.append(f"{len(sizes)} background recording(s) are fewer than the {folds} folds: each fold holds out "
+                     f"stretches of them, so the accuracy and the false-alarm estimate are about this background, "
+                     f"not new audio (add recordings of other days and places)")
     for stream in data.streams:
         for i in stream.clips:
             data.clips[i].fold = stream.fold

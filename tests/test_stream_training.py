@@ -53,6 +53,14 @@ def test_balanced_weights():
     assert weights == {0: 2.0, 1: pytest.approx(2 / 3)}
 
 
+def test_quietest_point_when_a_higher_threshold_splits_a_run():
+    # events per threshold need not fall as it rises: at the top one run split into two
+    counts = np.array([5, 3, 1, 2])
+    assert st.quietest_from(counts, np.array([True, True, True, True])) == 2
+    assert st.quietest_from(np.array([5, 3, 1, 1]), np.array([True, True, True, True])) == 2
+    assert st.quietest_from(counts, np.array([True, True, False, False])) == 1
+
+
 def test_recall_counts_only_runs_the_listener_could_finish():
     scores = np.array([0.0, 0.0, 0.0, 0.9])  # the sound's one loud window is the stream's last
     excerpts = [(np.stack([scores, 1 - scores], 1), np.array([0, 0, 1, 1.0]), 0)]

@@ -106,7 +106,7 @@ def test_stream_training_stores_and_prints_an_operating_point(stream_model):
     assert training["frames"]["spliced_windows"] > 0 and training["frames"]["background_windows"] > 0
     assert "operating point (listen.py uses it by default" in stdout and "smoke_alarm: threshold" in stdout
     assert "cross-validation fold 3/3" in stdout and "clips held out by the folds" in stdout
-    assert "cannot be dealt whole to 3 folds" in stdout  # two recordings: held out in stretches, and said
+    assert "2 background recording(s) are fewer than the 3 folds" in stdout  # held out in stretches, and said
     assert "skipped background recording" in stdout and "broken.wav" in stdout  # listed, and training went on
 
 

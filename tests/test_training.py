@@ -46,6 +46,16 @@ def test_background_clips_of_one_recording_stay_in_one_fold_and_sounds_are_sprea
     assert sorted(np.bincount([c.fold for c in data.clips if c.label == 0])) == [3, 3, 4]  # stratified, by file
 
 
+def test_recordings_of_unequal_length_are_still_dealt_whole():
+    # one long recording and four short ones: folds of unequal length, but never one recording on both sides
+    names = [f"tv_bg{k:04d}.wav" for k in range(12)] + [f"{s}_bg0000.wav" for s in ("kitchen", "street", "radio", "car")]
+    data = set_with_background(names)
+    assert training.assign_folds(data, 3, seed=0) == []
+    assert len(data.streams) == 5
+    for stream in data.streams:
+        assert {data.clips[i].fold for i in stream.clips} == {stream.fold}
+
+
 def test_one_recording_cut_into_clips_is_dealt_in_stretches_and_the_user_is_told():
     data = set_with_background([f"kitchen_bg{k:04d}.wav" for k in range(12)])
     notes = training.assign_folds(data, 3, seed=0)
