@@ -80,10 +80,12 @@ TRAINING = TrainingDefaults()
 @dataclass(frozen=True)
 class ClipDefaults:
     """How a clip becomes embeddings, the same in train.py, evaluate.py and main.py --custom
-    (measured in bench/accuracy.py: each lifts accuracy on sounds unlike AudioSet's)."""
+    (views measured in bench/accuracy.py and bench/real.py)."""
 
     views: int = 8                # time-shifted copies of a clip, for about this many embeddings (augment.shift_offsets)
-    level_dbfs: float = -20.0     # every clip scaled to this RMS before YAMNet (loud and quiet takes look alike)
+    level_dbfs: float | None = None   # off: on real recordings levelling every clip to one RMS lost to the
+                                      # seed's plain clips (bench/real.py); --level-dbfs turns it on
+    suggested_level_dbfs: float = -20.0  # the level --level-dbfs was measured at
     window_max_gain_db: float = 30.0  # live windows are levelled too, but boosted at most this much, so
                                       # near-silence is not blown up into loud noise the model never heard
     silence_dbfs: float = -70.0       # a live window quieter than this (digital silence, dither) never fires:

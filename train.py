@@ -64,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=TRAINING.seed, help="seed for the folds and the weights")
     parser.add_argument("--views", type=int, default=CLIP.views,
                         help="time-shifted copies of each clip to embed (1: the clip as is)")
-    parser.add_argument("--level-dbfs", type=float, default=CLIP.level_dbfs,
-                        help="scale every clip (and live window) to this RMS level before YAMNet")
-    parser.add_argument("--no-level", action="store_true", help="keep each clip's own level")
+    parser.add_argument("--level-dbfs", type=float, default=CLIP.level_dbfs, metavar="DBFS",
+                        help=f"scale every clip (and live window) to this RMS level before YAMNet, e.g. "
+                             f"{CLIP.suggested_level_dbfs:g} (off by default: on real recordings it lost to plain clips)")
+    parser.add_argument("--no-level", action="store_true", help="keep each clip's own level (the default)")
     parser.add_argument("--no-balance", action="store_true",
                         help="no class weights (default: each class weighs as much as the others in training)")
     parser.add_argument("--no-refit", action="store_true",

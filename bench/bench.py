@@ -40,6 +40,10 @@ TIME_COMMAND = "/usr/bin/time"  # GNU time: peak RSS of one command
 THROUGHPUT_ROUNDS = 2        # each embedding worker runs this often, interleaved; the best round counts
 
 
+def level_text() -> str:
+    return "levels as recorded" if CLIP.level_dbfs is None else f"{CLIP.level_dbfs:g} dBFS"
+
+
 def run_measured(command: list[str], env: dict | None = None) -> dict:
     """Run a command to completion: wall seconds, peak RSS (MB), exit code, stdout, stderr."""
     # The peak RSS comes from /usr/bin/time: a child's own ru_maxrss also counts the copy of this
@@ -197,7 +201,7 @@ def measure_training(folder: Path, paths: dict, env: dict) -> tuple[list[tuple],
                        *flags)
         run = run_measured(train, env)
         rows.append((f"train.py {size}, {label}", run["seconds"], "", run["rss_mb"],
-                     f"{note}; views {CLIP.views}, {CLIP.level_dbfs:g} dBFS"))
+                     f"{note}; views {CLIP.views}, {level_text()}"))
     return rows, folder / "model_0"
 
 
@@ -260,7 +264,7 @@ def measure(args, folder: Path) -> list[tuple]:
         how = "embed_many over each clip's views" if name != "tf" else "Yamnet.run per view"
         rows.append((f"dataset.embed_files, {result['files']} FSDD files (8 kHz) as train.py: "
                      f"{'TF Yamnet' if name == 'tf' else 'LiteYamnet'}", "", result["files_x_rt"], "",
-                     f"{note}; decode + resample + {CLIP.level_dbfs:g} dBFS + {CLIP.views} views, {how}; "
+                     f"{note}; decode + resample + {level_text()} + {CLIP.views} views, {how}; "
                      f"× real time of the files' own audio"))
     return rows
 

@@ -77,9 +77,9 @@ SEED_FLAGS = ("--views", "1", "--no-level", "--no-balance", "--no-refit", "--cv"
 RECIPES = {
     "seed": SEED_FLAGS,        # the seed: plain clips, 80 % of files, 50 epochs; listener at 0.5, 1 window
     "default": (),             # python train.py training/ models/
+    # levelling, an option since it lost on real recordings (the previous default)
+    "level": ("--level-dbfs", "-20"),
     # the default without one of its parts (each is a train.py flag)
-    "plain": ("--views", "1", "--no-level"),
-    "nolevel": ("--no-level",),
     "views1": ("--views", "1"),
     "nobalance": ("--no-balance",),
     "norefit": ("--no-refit",),

@@ -153,7 +153,7 @@ def test_end_to_end_on_a_tiny_model(tmp_path, fsdd_dir, yamnet, capsys):
     assert text.startswith("balanced accuracy") and "confusion matrix" in text and "precision" in text
     assert (model_dir / "confusion.png").is_file()
 
-    # clips are embedded as model.json's "clip" says (train.py's default: levelled, several views)
+    # clips are embedded as model.json's "clip" says (train.py's default: several views, own level)
     assert report["clip"] == {"views": CLIP.views, "level_dbfs": CLIP.level_dbfs}
     meta_path = model_dir / "model.json"
     meta = json.loads(meta_path.read_text())
