@@ -487,30 +487,26 @@ def merged(runs: list[dict]) -> dict:
 
 
 def print_tables(results: dict, names: list[str], header: str) -> None:
-    def run_by_all(folds: list) -> list[str]:
-        return [n for n in names if all(n in by_recipe for _f, by_recipe in folds)]
+    def table(columns: list[str], rows: list, lines_of) -> None:
+        print("| " + " | ".join(columns) + " |")
+        print("|" + "---|" * len(columns))
+        for _row, folds in rows:  # the recipes every fold of the row ran
+            recipes = [n for n in names if all(n in by_recipe for _f, by_recipe in folds)]
+            print("\n".join(lines_of(folds[0][0].row, folds, recipes)))
+        print()
 
     print(f"\n{header}\n")
     clip_rows = [(row, r) for row, r in results.items() if row in ("clips", "kind")]
     if clip_rows:
-        print("| row | recipe | balanced accuracy, held-out takes and sources | train.py said | train.py s (its "
-              "cross-validation included) |")
-        print("|---|---|---|---|---|")
-        for row, r in clip_rows:
-            print("\n".join(clip_lines(r[0][0].row, r, run_by_all(r))))
-        print()
+        table(["row", "recipe", "balanced accuracy, held-out takes and sources", "train.py said",
+               "train.py s (its cross-validation included)"], clip_rows, clip_lines)
     stream_rows = [(row, r) for row, r in results.items() if row in ("game", "household")]
     if stream_rows:
-        print("| row | recipe | found (by SNR) | false alarms/h | false/h at the seed's recall; recall at the seed's "
-              "false/h (best points, chosen on the test) | median latency | DCASE F1 | PSDS | train.py s |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for row, r in stream_rows:
-            print("\n".join(stream_lines(r[0][0].row, r, run_by_all(r))))
-        print("\n| calibration | recipe | promised false/h | measured on held-out sources | within 3x | "
-              "promised by a model trained on the same background cut into 5 s clips |")
-        print("|---|---|---|---|---|---|")
-        for row, r in stream_rows:
-            print("\n".join(calibration_lines(r[0][0].row, r, run_by_all(r))))
+        table(["row", "recipe", "found (by SNR)", "false alarms/h", "false/h at the seed's recall; recall at the seed's "
+               "false/h (best points, chosen on the test)", "median latency", "DCASE F1", "PSDS", "train.py s"],
+              stream_rows, stream_lines)
+        table(["calibration", "recipe", "promised false/h", "measured on held-out sources", "within 3x",
+               "promised by a model trained on the same background cut into 5 s clips"], stream_rows, calibration_lines)
 
 
 def clip_lines(row: str, results: list[tuple[Fold, dict]], recipes: list[str]) -> list[str]:
