@@ -245,12 +245,10 @@ def main(argv=None) -> int:
     if args.group_by is not None and not args.cv:
         parser.error("--group-by only applies with --cv")
     if args.group_by is not None:
-        import re
+        import training
 
-        try:
-            re.compile(args.group_by)
-        except re.error as e:
-            parser.error(f"--group-by is not a valid regular expression ({e})")
+        if training.group_by_error(args.group_by):
+            parser.error(training.group_by_error(args.group_by))
     if args.negatives and not args.cv:
         parser.error("--negatives only applies with --cv")
     if args.models_dir is None and not args.cv:

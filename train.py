@@ -13,7 +13,6 @@ import argparse
 import datetime
 import errno
 import os
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -168,8 +167,9 @@ def train(args) -> int:
     if config.operating_point and data.background_index is not None and training.enough_background(data):
         points = stream_training.choose_operating_points(cv.calibration, data.class_names, data.background_index,
                                                          config.max_false_per_hour)
+    means = data.clip_means() if data.clips else None
     unknown = choose_unknown_thresholds(data.class_names, training.right_answers(data, cv),
-                                        similarities_by_class(data))
+                                        similarities_by_class(data, means))
     if config.refit:
         print(f"\nfinal model: all {len(data.clips)} clips"
               + (f" and {data.background_seconds / 60:.1f} min of background" if data.streams else ""))
@@ -206,7 +206,8 @@ def train(args) -> int:
         meta.update(thresholds={p.label: round(p.threshold, 6) for p in points},
                     min_frames={p.label: p.min_frames for p in points},
                     operating_points={p.label: p.as_dict() for p in points})
-    write_model(args, yamnet.handle, model.head, data, meta, training.mean_history(cv.histories), report, config.seed)
+    write_model(args, yamnet.handle, model.head, data.class_names, means, meta, training.mean_history(cv.histories),
+                report, config.seed)
     return 0
 
 
@@ -229,12 +230,12 @@ def model_meta(yamnet, class_names: list[str], unknown: dict, config: TrainingCo
     }
 
 
-def write_model(args, handle: str, head, data, meta: dict, curve: dict, report: dict | None, seed: int) -> None:
+def write_model(args, handle: str, head, class_names: list[str], means: tuple, meta: dict, curve: dict,
+                report: dict | None, seed: int) -> None:
     """The model folder (see model.save_custom_model) with its prototypes, training curve and confusion matrix."""
     meta["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    mean_embeddings = np.stack([clip.frames.mean(axis=0) for clip in data.clips])
-    prototypes = pick_prototypes(mean_embeddings, np.array([clip.label for clip in data.clips]), seed)
-    save_custom_model(args.output_dir, head, data.class_names, meta, prototypes,
+    prototypes = pick_prototypes(*means, seed)
+    save_custom_model(args.output_dir, head, class_names, meta, prototypes,
                       export_tflite=None if args.no_tflite else lambda out: export_pipeline(handle, head, out, meta))
     plot_training_curve(curve, args.output_dir / TRAINING_CURVE_PNG)
     if report:
@@ -263,12 +264,11 @@ def export_pipeline(handle: str, head, out_dir: Path, meta: dict) -> None:
               file=sys.stderr)
 
 
-def similarities_by_class(data) -> dict[str, list[float]]:
-    """{class: each clip's similarity to the closest other clip of its class}."""
-    if not data.clips:
+def similarities_by_class(data, means: tuple | None) -> dict[str, list[float]]:
+    """{class: each clip's similarity to the closest other clip of its class}; `means`: data.clip_means()."""
+    if means is None:
         return {}
-    mean_embeddings = np.stack([clip.frames.mean(axis=0) for clip in data.clips])
-    labels = np.array([clip.label for clip in data.clips])
+    mean_embeddings, labels = means
     similarities = nearest_same_class_similarities(mean_embeddings, labels)
     return {name: similarities[labels == i].tolist() for i, name in enumerate(data.class_names)}
 
@@ -338,11 +338,8 @@ def main(argv=None) -> int:
         parser.error("--cv needs at least 2 folds")
     if args.seed < 0:
         parser.error("--seed must be 0 or more")
-    if args.group_by is not None:
-        try:
-            re.compile(args.group_by)
-        except re.error as e:
-            parser.error(f"--group-by is not a valid regular expression ({e})")
+    if args.group_by is not None and training.group_by_error(args.group_by):
+        parser.error(training.group_by_error(args.group_by))
     if args.output_dir.exists() and not args.output_dir.is_dir():
         parser.error(f"output {args.output_dir} exists and is not a folder")
     try:

@@ -112,6 +112,10 @@ class TrainingSet:
     def background_seconds(self) -> float:
         return sum(s.seconds for s in self.streams)
 
+    def clip_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """(each clip's mean embedding (clips, 1024), its label (clips,)): prototypes and "unknown" use them."""
+        return np.stack([c.frames.mean(axis=0) for c in self.clips]), np.array([c.label for c in self.clips])
+
 
 def class_order(names) -> list[str]:
     """Sound classes sorted, background last."""
@@ -127,6 +131,15 @@ def recording_name(path) -> str:
     if cut:
         return cut.group(1)
     return re.sub(r"[\s_.-]*\d+$", "", stem) or stem
+
+
+def group_by_error(pattern: str) -> str | None:
+    """Why a --group-by pattern cannot be used (None: it can); train.py and evaluate.py --cv both check it."""
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        return f"--group-by is not a valid regular expression ({e})"
+    return None
 
 
 def deal(sizes: dict, folds: int, rng: np.random.Generator) -> dict:
