@@ -171,20 +171,20 @@ def split_groups(sources: list[Source], folds: int, seed: int) -> list[list[Sour
 
 # --- rooms, takes, clips, streams --------------------------------------------------------------------
 
-def room_impulse_responses(count: int, seed: int) -> list[np.ndarray]:
-    """`count` impulse responses of random shoebox rooms (see the module docstring), each scaled so
-    its direct path has gain 1."""
+def room_impulse_responses(count: int, seed: int, distance_m=(1.0, 4.0), rt60_s=ROOM_RT60_S) -> list[np.ndarray]:
+    """`count` impulse responses of random shoebox rooms (see the module docstring), the microphone
+    `distance_m` from the source, each scaled so its direct path has gain 1."""
     import pyroomacoustics as pra
 
     rng = np.random.default_rng(seed)
     responses = []
     while len(responses) < count:
         size = [rng.uniform(*span) for span in ROOM_SIZE_M]
-        absorption, max_order = pra.inverse_sabine(rng.uniform(*ROOM_RT60_S), size)
+        absorption, max_order = pra.inverse_sabine(rng.uniform(*rt60_s), size)
         room = pra.ShoeBox(size, fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=max_order)
         where = [np.array([rng.uniform(WALL_MARGIN_M, side - WALL_MARGIN_M) for side in size[:2]]
                           + [rng.uniform(*SPEAKER_HEIGHT_M)]) for _ in range(2)]
-        if not 1.0 <= np.linalg.norm(where[0] - where[1]) <= 4.0:
+        if not distance_m[0] <= np.linalg.norm(where[0] - where[1]) <= distance_m[1]:
             continue
         room.add_source(where[0])
         room.add_microphone(where[1][:, None])
