@@ -45,6 +45,8 @@ from audio_util import (
     iter_loaded_audio,
     walk_audio_files,
 )
+from dense_landmarks import DENSE, DenseExtractor, DenseIndex
+from dense_landmarks import votes_needed as dense_votes_needed
 from params import DEFAULT_MODELS_DIR, LISTEN, SAMPLE_RATE
 
 
@@ -95,8 +97,8 @@ class FingerprintParams:
                        level_gate_db=self.query_level_gate_db)
 
     def reference_settings(self) -> dict:
-        """The settings a database must have been made with (see reference_settings)."""
-        return reference_settings(asdict(self))
+        """The settings a database must have been made with (see reference_settings), dense landmarks' too."""
+        return dict(reference_settings(asdict(self)), dense=asdict(DENSE))
 
 
 def reference_settings(settings: dict) -> dict:
@@ -147,6 +149,13 @@ class MatchDefaults:
     plain_end_drop_db: float = 10.0      # a plain reference's end: this much (a beep stops dead; a held tone of
                                          # the same pitch in other music wavers by a few dB) ...
     plain_end_drop_frames: int = 6       # ... within this many frames (0.1 s: in a room, a beep's echo rings on)
+    # Or, an option, a match by dense landmarks (dense_landmarks.py: the peaks of noisy sounds, and of
+    # sounds under louder music): this many agree at one offset, and this share of those heard so far.
+    # Not the default: other melodies of the same notes and tempo agree with a jingle's that often, and
+    # it halves the matching speed (README: Exact sounds under loud music)
+    dense: bool = False
+    dense_min_votes: int = 24
+    dense_min_score: float = 0.03
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
     stream_history_seconds: float = 4.0  # a live stream's landmarks are kept this long for voting
@@ -156,7 +165,8 @@ class MatchDefaults:
 MATCH = MatchDefaults()
 
 DB_FORMAT = "audio2mqtt-fingerprints"
-DB_VERSION = 4                      # 1: onset landmarks; 2: before denser queries; 3: weak peaks in references; refused
+DB_VERSION = 5                      # 1: onset landmarks; 2: before denser queries; 3: weak peaks in references;
+                                    # 4: before dense landmarks; refused
 DEFAULT_DB = DEFAULT_MODELS_DIR / "fingerprints.sqlite"
 META_FILENAME = "meta.json"         # optional, in sounds/<label>/: fields sent with every event of the label
 YAML_META_FILENAMES = ("meta.yaml", "meta.yml")  # refused with a hint: PyYAML is not a dependency
@@ -169,6 +179,7 @@ PREFIX_STEP_FRAMES = int(LISTEN.chunk_seconds / FINGERPRINT.frame_seconds)  # 6:
 _BIN_BITS, _DT_BITS = 8, 6
 _DT_MASK = (1 << _DT_BITS) - 1
 SEGMENT_FRAMES = 16                # 0.26 s: a match must agree segment by segment across the reference
+SNR_BEFORE_FRAMES = 62             # 1 s: a match's SNR compares the sound with what played this long before it
 HASH_BITS = 1 + _BIN_BITS + 1 + _BIN_BITS + _DT_BITS  # 24: start/end and frequency bin of each peak, frames between
 
 
@@ -185,9 +196,9 @@ class LandmarkExtractor:
     landmarks: registration and live matching cannot disagree.
     """
 
-    def __init__(self, params: FingerprintParams = FINGERPRINT, keep_level_frames: int | None = 0):
+    def __init__(self, params: FingerprintParams = FINGERPRINT, keep_level_frames: int | None = 0, dense: bool = False):
         """`keep_level_frames`: how many of the latest spectrogram frames its `spectrum` keeps (None: all), for
-        verifying matches (see QuerySpectrum)."""
+        verifying matches (see QuerySpectrum); `dense`: make dense landmarks too (see take_dense)."""
         self.params = p = params
         self.spectrum = QuerySpectrum(p, keep_level_frames)
         self.window = np.hanning(p.n_fft + 1)[:-1].astype(np.float32)
@@ -211,6 +222,8 @@ class LandmarkExtractor:
         self._prominence, self._prominent = np.zeros(bins), np.zeros(bins, bool)  # the previous frame's
         self._rising = np.zeros(bins, bool)  # the previous frame's
         self._recent = np.zeros((0, 4), np.int64)    # (frame, kind, bin, partners taken) of peaks that may still pair
+        self.dense = DenseExtractor(DENSE, bins, p.min_bin, self._log_floor) if dense else None
+        self._dense_made = []                        # dense landmarks not yet taken (see take_dense)
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append samples; return the landmarks they complete as (hashes uint32 (n,), frames int64 (n,))."""
@@ -227,6 +240,8 @@ class LandmarkExtractor:
         magnitude = np.abs(np.fft.rfft(frames, axis=1))[:, :p.bins] * self._scale  # (count, bins)
         level = np.log(np.maximum(magnitude, np.exp(self._log_floor)))
         self.spectrum.append(level)
+        if self.dense is not None:
+            self._dense_made.append(self.dense.push(level))
         # mask[t] = max(mask[t-1] - release, neighbourhood max of frame t): a running maximum that fades
         # linearly, i.e. a cumulative maximum of (value + release * t), minus release * t
         t = np.arange(1, count + 1)[:, None]
@@ -267,6 +282,16 @@ class LandmarkExtractor:
         pieces = [self._pair(block) for block in np.array_split(found, max(1, len(found) // PAIRING_BLOCK_PEAKS))]
         return (np.concatenate([h for h, _ in pieces]).astype(np.uint32),
                 np.concatenate([f for _, f in pieces]).astype(np.int64))
+
+    def take_dense(self, finish: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The dense landmarks (dense_landmarks.py) the pushes since the last call completed: (hashes, frames);
+        with `finish`, those of the last frames too, as if silence followed. None made without `dense`."""
+        if finish and self.dense is not None:
+            self._dense_made.append(self.dense.finish())
+        made, self._dense_made = self._dense_made, []
+        if not made:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate([h for h, _ in made]), np.concatenate([f for _, f in made])
 
     def _top(self, peak: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(frames, bins) of the strongest max_peaks_per_frame peaks of each frame, (count, bins) -> (n,), (n,)."""
@@ -327,6 +352,13 @@ def _is_maximum(level: np.ndarray) -> np.ndarray:
 def landmarks(waveform: np.ndarray, params: FingerprintParams = FINGERPRINT) -> tuple[np.ndarray, np.ndarray]:
     """All landmarks of a 16 kHz recording: (hashes uint32 (n,), frames of their first peak int64 (n,))."""
     return LandmarkExtractor(params).push(waveform)
+
+
+def reference_landmarks(waveform: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A recording to register: its landmarks (see landmarks) and its dense landmarks (dense_landmarks.py),
+    each (hashes, frames of their first peak)."""
+    extractor = LandmarkExtractor(FINGERPRINT, dense=True)
+    return extractor.push(waveform), extractor.take_dense(finish=True)
 
 
 # --- matching: votes per (sound, time offset) ---------------------------------------------------------
@@ -412,6 +444,8 @@ class Match:
     onset_votes: int = 0      # agreeing landmarks in the first segments heard (onset_segments; with min_segment_landmarks)
     verified: float | None = None  # share of its peaks heard that stand out in the query (None: not checked)
     checked_peaks: int = 0    # ... of this many
+    dense: bool = False       # found by its dense landmarks (votes and expected count those)
+    snr_db: float | None = None  # about how loud it was against what played before it (QuerySpectrum.snr_db)
 
     @property
     def score(self) -> float:
@@ -419,9 +453,15 @@ class Match:
         return min(1.0, self.votes / max(1, self.expected))
 
     def as_dict(self, frame_seconds: float = FINGERPRINT.frame_seconds) -> dict:
+        """What a user sees; a sound that began before the query is at 0 s."""
         return {"label": self.reference.label, "reference": self.reference.name,
-                "offset_s": round(self.offset_frames * frame_seconds, 3), "votes": self.votes,
-                "score": round(self.score, 4)}
+                "offset_s": round(max(0, self.offset_frames) * frame_seconds, 3), "votes": self.votes,
+                "score": round(self.score, 4), "snr_db": self.snr_db}
+
+    def with_snr(self, spectrum: "QuerySpectrum") -> "Match":
+        """This match with its SNR estimated on the query's spectrogram (see QuerySpectrum.snr_db)."""
+        end = self.offset_frames + math.ceil(self.reference.duration_s / spectrum.params.frame_seconds) - 1
+        return replace(self, snr_db=spectrum.snr_db(self.offset_frames, end))
 
 
 def is_plain(reference: Reference, rules: MatchDefaults = MATCH) -> bool:
@@ -529,6 +569,18 @@ class QuerySpectrum:
                 levels = self.levels
                 self._pieces = [levels[max(0, len(levels) - self.keep_frames):]]
 
+    def snr_db(self, first_frame: int, last_frame: int) -> float | None:
+        """About how loud a sound heard in frames first..last was against what played before it (125 Hz-4 kHz):
+        dB of the power those frames added over the power of the SNR_BEFORE_FRAMES before them. None when
+        those frames are not kept (a stream that had just started)."""
+        start, last_frame = self.end_frame - len(self.levels), min(last_frame, self.end_frame - 1)
+        if first_frame - SNR_BEFORE_FRAMES < start or last_frame < first_frame:
+            return None
+        rows = self.levels[first_frame - SNR_BEFORE_FRAMES - start:last_frame + 1 - start, self.params.min_bin:]
+        power = np.exp(2 * rows.astype(np.float64)).sum(axis=1)  # above the rumble, as landmarks are
+        before, during = power[:SNR_BEFORE_FRAMES].mean(), power[SNR_BEFORE_FRAMES:].mean()
+        return round(float(np.clip(10 * np.log10(max(during - before, 1e-6 * before) / before), -60, 60)), 1)
+
     def verify(self, reference: Reference, offset: int, first_frame: int, last_frame: int,
                rules: MatchDefaults = MATCH) -> tuple[float, int]:
         """(share of the reference's peaks in its frames first..last that stand out in the query at `offset`,
@@ -569,9 +621,11 @@ class FingerprintIndex:
     """All landmarks of a database in memory, sorted by hash for vectorised look-up."""
 
     def __init__(self, references: list[Reference], hashes: dict[int, np.ndarray],
-                 params: FingerprintParams = FINGERPRINT, metadata: dict | None = None):
-        """`hashes[sound_id]` pairs with `reference.frames` (same order); `metadata` is {label: LabelInfo}."""
+                 params: FingerprintParams = FINGERPRINT, metadata: dict | None = None, dense: dict | None = None):
+        """`hashes[sound_id]` pairs with `reference.frames` (same order); `metadata` is {label: LabelInfo};
+        `dense[sound_id]` is its dense landmarks (hashes, frames), if any."""
         self.params = params
+        self._dense_landmarks = dense or {}
         self.references = {r.sound_id: r for r in references}
         self.metadata = metadata or {}
         self.duration_frames = {r.sound_id: math.ceil(r.duration_s / params.frame_seconds) for r in references}
@@ -595,6 +649,11 @@ class FingerprintIndex:
     @property
     def labels(self) -> list[str]:
         return sorted({r.label for r in self.references.values()})
+
+    @functools.cached_property
+    def dense(self) -> DenseIndex:
+        """The dense landmarks' index, built when first matched with (MatchDefaults.dense: 16 MB more)."""
+        return DenseIndex(self._dense_landmarks)
 
     def lookup(self, hashes: np.ndarray, times: np.ndarray,
                dt_tolerance: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -664,9 +723,11 @@ def best_offsets(sound_ids: np.ndarray, offsets: np.ndarray, numbers: np.ndarray
 
 
 def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarray, query_frames: int,
-                    rules: MatchDefaults = MATCH, spectrum: QuerySpectrum | None = None) -> list[Match]:
+                    rules: MatchDefaults = MATCH, spectrum: QuerySpectrum | None = None,
+                    dense: tuple[np.ndarray, np.ndarray] | None = None) -> list[Match]:
     """References found in a query of `query_frames` frames, in order of time; a sound heard twice is
-    found twice. Matches are verified on the query's `spectrum` if given (match_waveform gives it)."""
+    found twice. Matches are verified on the query's `spectrum` if given (match_waveform gives it); with
+    the query's `dense` landmarks (hashes, frames), a sound they find and the others do not is found too."""
     sound_ids, offsets, _, numbers = index.lookup(hashes, times)
 
     def worth(sound, offset, votes):  # as few as the sound's first stretch needs: it may match as it played
@@ -682,19 +743,26 @@ def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarr
                                             spectrum)
         if match is not None:
             matches.append(match)
+    if dense is not None:
+        sound_ids, offsets, _, numbers = index.dense.lookup(*dense)
+        for match in dense_matches(index, sound_ids, offsets, numbers, lambda o: (-o, query_frames - 1 - o), rules):
+            if not any(m.reference is match.reference and abs(m.offset_frames - match.offset_frames) <= 2 for m in matches):
+                matches.append(match)
     return sorted(matches, key=lambda m: (m.offset_frames, -m.votes, m.reference.name))
 
 
 def match_waveform(index: FingerprintIndex, waveform: np.ndarray, rules: MatchDefaults = MATCH) -> list[Match]:
     """References found anywhere in a 16 kHz recording, in order of time (each time a sound plays)."""
-    extractor = LandmarkExtractor(index.params.for_query, keep_level_frames=None)
+    extractor = LandmarkExtractor(index.params.for_query, keep_level_frames=None, dense=rules.dense)
     # in pieces (the same landmarks, see LandmarkExtractor): a long recording's spectrogram computed at
     # once would take ~100 MB per minute
     step = round(FILE_PIECE_SECONDS * index.params.sample_rate)
     pieces = [extractor.push(waveform[start:start + step]) for start in range(0, len(waveform), step)]
     hashes = np.concatenate([h for h, _ in pieces]) if pieces else np.zeros(0, np.uint32)
     times = np.concatenate([t for _, t in pieces]) if pieces else np.zeros(0, np.int64)
-    return match_landmarks(index, hashes, times, extractor.frames_done, rules, extractor.spectrum)
+    dense = extractor.take_dense(finish=True) if rules.dense else None
+    return [m.with_snr(extractor.spectrum)
+            for m in match_landmarks(index, hashes, times, extractor.frames_done, rules, extractor.spectrum, dense)]
 
 
 class StreamMatcher:
@@ -708,12 +776,11 @@ class StreamMatcher:
     def __init__(self, index: FingerprintIndex, rules: MatchDefaults = MATCH):
         self.index, self.rules = index, rules
         self.history_frames = round(rules.stream_history_seconds / index.params.frame_seconds)
-        self.extractor = LandmarkExtractor(index.params.for_query, keep_level_frames=self.history_frames + 8)
+        self.extractor = LandmarkExtractor(index.params.for_query, keep_level_frames=self.history_frames + 8,
+                                           dense=rules.dense)
         self.grace_frames = round(rules.stream_grace_seconds / index.params.frame_seconds)
-        self._sound_ids = np.zeros(0, np.int64)
-        self._offsets = np.zeros(0, np.int64)
-        self._times = np.zeros(0, np.int64)
-        self._numbers = np.zeros(0, np.int64)
+        self._agreements = Agreements()
+        self._dense_agreements = Agreements()
 
     @property
     def frames_done(self) -> int:
@@ -731,26 +798,31 @@ class StreamMatcher:
         """Feed samples; return the matches they make or confirm, best first (at most one per label)."""
         hashes, times = self.extractor.push(samples)
         live = times >= STREAM_WARMUP_FRAMES  # a live stream's first frames rise "from silence" everywhere
-        sound_ids, offsets, times, numbers = self.index.lookup(hashes[live], times[live])
         now = self.frames_done
-        keep = self._times >= now - self.history_frames
-        self._sound_ids = np.concatenate([self._sound_ids[keep], sound_ids])
-        self._offsets = np.concatenate([self._offsets[keep], offsets])
-        self._times = np.concatenate([self._times[keep], times])
-        self._numbers = np.concatenate([self._numbers[keep], numbers])
+        sound_ids, offsets, times, numbers = self.index.lookup(hashes[live], times[live])
+        self._agreements.add(sound_ids, offsets, times, numbers, now - self.history_frames)
+        if self.rules.dense:
+            dense_hashes, dense_times = self.extractor.take_dense()
+            live = dense_times >= STREAM_WARMUP_FRAMES
+            dense_ids, *dense = self.index.dense.lookup(dense_hashes[live], dense_times[live])
+            self._dense_agreements.add(dense_ids, *dense, now - self.history_frames)
 
         def heard(offset):
             return max(-offset, now - self.history_frames - offset), now - 1 - offset
 
+        def playing(sound, offset):
+            return now <= offset + self.index.duration_frames[sound] + self.grace_frames
+
         def worth(sound, offset, votes):  # cheap tests first: most chance agreements stop here
-            return (now <= offset + self.index.duration_frames[sound] + self.grace_frames
+            return (playing(sound, offset)
                     and votes >= votes_needed(self.index.references[sound],
                                              self.index.references[sound].landmarks_between(*heard(offset)), self.rules))
 
         # only sounds that gained agreements now can have become a match (an event, once on, is held by
         # FingerprintListener until its sound ends)
         found = {}
-        for sound, offset, numbers in best_offsets(self._sound_ids, self._offsets, self._numbers,
+        a = self._agreements
+        for sound, offset, numbers in best_offsets(a.sound_ids, a.offsets, a.numbers,
                                                    self.rules.offset_tolerance_frames, self.rules.min_votes, worth,
                                                    self.index.duration_frames, only=np.unique(sound_ids)):
             match = assess(self.index.references[sound], offset, numbers, *heard(offset), self.rules,
@@ -760,7 +832,44 @@ class StreamMatcher:
             label = match.reference.label
             if label not in found or match.votes > found[label].votes:
                 found[label] = match
-        return sorted(found.values(), key=lambda m: -m.votes)
+        a = self._dense_agreements
+        for match in dense_matches(self.index, a.sound_ids, a.offsets, a.numbers, heard, self.rules, playing,
+                                   only=np.unique(dense_ids)) if self.rules.dense else []:
+            found.setdefault(match.reference.label, match)  # a match of its onset landmarks says more
+        return sorted((m.with_snr(self.extractor.spectrum) for m in found.values()), key=lambda m: -m.votes)
+
+
+class Agreements:
+    """A stream's recent agreements with registered landmarks (see FingerprintIndex.lookup), (m,) each."""
+
+    def __init__(self):
+        self.sound_ids, self.offsets, self.times, self.numbers = (np.zeros(0, np.int64) for _ in range(4))
+
+    def add(self, sound_ids, offsets, times, numbers, oldest_frame: int) -> None:
+        """Append new agreements; forget those of query frames before `oldest_frame`."""
+        keep = self.times >= oldest_frame
+        self.sound_ids = np.concatenate([self.sound_ids[keep], sound_ids])
+        self.offsets = np.concatenate([self.offsets[keep], offsets])
+        self.times = np.concatenate([self.times[keep], times])
+        self.numbers = np.concatenate([self.numbers[keep], numbers])
+
+
+def dense_matches(index: FingerprintIndex, sound_ids, offsets, numbers, heard, rules: MatchDefaults = MATCH,
+                  playing=None, only=None) -> list[Match]:
+    """Matches by dense landmarks (see dense_landmarks.py), one offset per sound: agreements as
+    FingerprintIndex.dense.lookup gives them; `heard(offset)` the reference's frames the query covered;
+    `playing(sound, offset)`, if given, whether it may still be on (a stream)."""
+
+    def worth(sound, offset, votes):
+        return ((playing is None or playing(sound, offset))
+                and votes >= dense_votes_needed(index.dense.heard(sound, *heard(offset)), rules.dense_min_votes,
+                                                rules.dense_min_score))
+
+    matches = [Match(index.references[sound], offset, len(found), index.dense.heard(sound, *heard(offset)), dense=True)
+               for sound, offset, found in best_offsets(sound_ids, offsets, numbers, rules.offset_tolerance_frames,
+                                                        rules.dense_min_votes, worth, index.duration_frames, only)]
+    # best_offsets counted every agreement; a match counts each of the reference's landmarks once
+    return [m for m in matches if m.votes >= dense_votes_needed(m.expected, rules.dense_min_votes, rules.dense_min_score)]
 
 
 # --- the database: one SQLite file ------------------------------------------------------------------
@@ -781,6 +890,8 @@ CREATE TABLE sounds (
     landmark_count INTEGER NOT NULL,
     hashes BLOB NOT NULL,            -- uint32 little-endian, one per landmark
     frames BLOB NOT NULL,            -- uint16 little-endian: frame of each landmark's first peak
+    dense_hashes BLOB NOT NULL,      -- the same for its dense landmarks (dense_landmarks.py): uint32 ...
+    dense_frames BLOB NOT NULL,      -- ... and uint16
     added TEXT NOT NULL
 );
 """
@@ -906,31 +1017,34 @@ class FingerprintStore:
 
     def load_index(self, rules: MatchDefaults = MATCH) -> FingerprintIndex:
         """Everything, in memory, ready to match."""
-        references, hashes = [], {}
-        for sound_id, label, name, duration, count, hash_blob, frame_blob in self._execute(
-                "SELECT id, label, name, duration_s, landmark_count, hashes, frames FROM sounds"):
+        references, hashes, dense = [], {}, {}
+        for sound_id, label, name, duration, count, hash_blob, frame_blob, dense_hashes, dense_frames in self._execute(
+                "SELECT id, label, name, duration_s, landmark_count, hashes, frames, dense_hashes, dense_frames FROM sounds"):
             h = np.frombuffer(hash_blob, dtype="<u4")
             f = np.frombuffer(frame_blob, dtype="<u2")
-            if len(h) != count or len(f) != count:
+            dense[sound_id] = np.frombuffer(dense_hashes, dtype="<u4"), np.frombuffer(dense_frames, dtype="<u2")
+            if len(h) != count or len(f) != count or len(dense[sound_id][0]) != len(dense[sound_id][1]):
                 raise FingerprintError(f"{self.path}: damaged fingerprint database (sound {name!r} has "
                                        f"{len(h)} hashes for {count} landmarks); delete it and run add again")
             reference, hashes[sound_id] = Reference.of(sound_id, label, name, duration, h, f)
             references.append(reference)
-        return FingerprintIndex(references, hashes, FINGERPRINT, self.labels())
+        return FingerprintIndex(references, hashes, FINGERPRINT, self.labels(), dense)
 
     # --- writing: each call is one transaction ---
 
     def add_sound(self, label: str, info: LabelInfo, name: str, audio_sha256: str, duration_s: float,
-                  hashes: np.ndarray, frames: np.ndarray) -> None:
-        """Register one recording (replacing an older version of the same name) and its label's metadata."""
+                  hashes: np.ndarray, frames: np.ndarray, dense: tuple[np.ndarray, np.ndarray]) -> None:
+        """Register one recording (replacing an older version of the same name), its landmarks and dense
+        landmarks (hashes, frames), and its label's metadata."""
         with self.transaction():
             self._set_label(label, info)
             self._execute("DELETE FROM sounds WHERE name = ?", (name,))
             self._execute(
-                "INSERT INTO sounds (label, name, audio_sha256, duration_s, landmark_count, hashes, frames, added) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sounds (label, name, audio_sha256, duration_s, landmark_count, hashes, frames, "
+                "dense_hashes, dense_frames, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (label, name, audio_sha256, duration_s, len(hashes), np.asarray(hashes, "<u4").tobytes(),
-                 np.asarray(frames, "<u2").tobytes(),
+                 np.asarray(frames, "<u2").tobytes(), np.asarray(dense[0], "<u4").tobytes(),
+                 np.asarray(dense[1], "<u2").tobytes(),
                  datetime.datetime.now().astimezone().isoformat(timespec="seconds")))
 
     def set_label(self, label: str, info: LabelInfo) -> bool:
@@ -1031,12 +1145,12 @@ def register(store: FingerprintStore, label: str, info: LabelInfo, name: str, wa
         return "skipped", f"the same audio is already registered as {known[0]}"
     if not np.any(np.abs(waveform) > 10.0 ** (FINGERPRINT.level_floor_db / 20.0)):
         return "skipped", f"silent (nothing above {FINGERPRINT.level_floor_db:.0f} dBFS): record it again, closer"
-    hashes, frames = landmarks(waveform)
+    (hashes, frames), dense = reference_landmarks(waveform)
     if len(hashes) < rules.min_landmarks_to_register:
         return "skipped", (f"too short, quiet or plain to fingerprint: {len(hashes)} landmarks found, "
                            f"{rules.min_landmarks_to_register} needed (record it longer or closer, or use a YAMNet class)")
     replaced = "replaces its earlier version; " if store.has_sound(name) else ""
-    store.add_sound(label, info, name, identity, duration, hashes, frames)
+    store.add_sound(label, info, name, identity, duration, hashes, frames, dense)
     reference, _ = Reference.of(0, label, name, duration, hashes, frames)
     needed = votes_needed(reference, 0, rules)
     if is_plain(reference, rules) and len(hashes) < 2 * needed:
@@ -1129,8 +1243,21 @@ def _remove_command(args, parser) -> int:
     return 0
 
 
+def each_sound_once(matches: list[Match]) -> list[Match]:
+    """Of matches in time order, one per time a label's sound played: where references of one label
+    match at overlapping times (two recordings of one doorbell), the one with the most votes."""
+    kept = []
+    for match in sorted(matches, key=lambda m: -m.votes):
+        end = match.offset_frames + round(match.reference.duration_s / FINGERPRINT.frame_seconds)
+        if not any(k.reference.label == match.reference.label and k.offset_frames < end
+                   and match.offset_frames < k.offset_frames + round(k.reference.duration_s / FINGERPRINT.frame_seconds)
+                   for k in kept):
+            kept.append(match)
+    return sorted(kept, key=lambda m: (m.offset_frames, -m.votes, m.reference.name))
+
+
 def _match_command(args, parser) -> int:
-    rules = MatchDefaults(min_votes=args.min_votes)
+    rules = MatchDefaults(min_votes=args.min_votes, dense=args.dense)
     index = load_index(args.db, rules)
     files, problems = audio_inputs(args.clips)
     for problem in problems:
@@ -1141,7 +1268,7 @@ def _match_command(args, parser) -> int:
             print(f"skipped {waveform}", file=sys.stderr)
             failed += 1
             continue
-        matches = match_waveform(index, waveform, rules)
+        matches = each_sound_once(match_waveform(index, waveform, rules))
         if args.json:
             print(json.dumps({"file": str(path), "matches": [
                 dict(m.as_dict(), metadata=index.metadata.get(m.reference.label, LabelInfo({})).metadata) for m in matches]}))
@@ -1149,8 +1276,9 @@ def _match_command(args, parser) -> int:
             print(f"{path}: no match")
         for m in [] if args.json else matches:
             d = m.as_dict()
+            snr = "" if d["snr_db"] is None else f", {d['snr_db']:+.0f} dB against what played before it"
             print(f"{path}: {d['label']} ({d['reference']}) at {d['offset_s']:.2f} s, "
-                  f"{d['votes']} votes, score {d['score']:.2f}")
+                  f"{d['votes']} votes, score {d['score']:.2f}{snr}")
     return 1 if failed else 0
 
 
@@ -1180,6 +1308,9 @@ def main(argv=None) -> int:
     match.add_argument("--json", action="store_true", help="one JSON object per clip")
     match.add_argument("--min-votes", type=int, default=MATCH.min_votes,
                        help="agreeing landmarks a match needs (besides a share of the reference's landmarks and segments)")
+    match.add_argument("--dense", action="store_true",
+                       help="also match by dense landmarks: finds more under loud music and noisy sounds, "
+                            "but other melodies of the same notes now and then (README: Exact sounds)")
     args = parser.parse_args(argv)
     if args.command == "match" and args.min_votes < 1:
         match.error("--min-votes must be at least 1")
@@ -1256,14 +1387,15 @@ class FingerprintListener:
             match = self._events_on.pop(label)
             self._quiet[label] = (event["offset_s"] + self.cooldowns[label], match.votes)
         frame_s = self.index.params.frame_seconds
-        onset = match.offset_frames * frame_s
+        onset = max(0, match.offset_frames) * frame_s  # a sound that began before the stream did: from 0 s
         if event["event"] == "start":
             event["offset_s"] = round(onset, 3)
         else:  # the reference's end, unless the stream stopped first
             event["offset_s"] = round(min(onset + match.reference.duration_s, event["offset_s"]), 3)
             event["duration_s"] = round(event["offset_s"] - onset, 3)
         event.update(score=round(match.score, 4), method=self.METHOD, reference=match.reference.name,
-                     votes=match.votes, metadata=self.index.metadata.get(label, LabelInfo({})).metadata)
+                     votes=match.votes, snr_db=match.snr_db,
+                     metadata=self.index.metadata.get(label, LabelInfo({})).metadata)
         return event
 
 

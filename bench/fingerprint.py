@@ -1,7 +1,16 @@
-"""Benchmark exact-sound matching (fingerprint.py) against the targets of its issue; prints one table.
+"""Benchmark exact-sound matching (fingerprint.py) against the targets of its issues; prints two tables.
 
-    python bench/fingerprint.py                  # ~3 min on 2 cores: 1000 sounds, 2 h of confusers
-    python bench/fingerprint.py --quick          # ~1 min: 200 sounds, 20 min of confusers, 40 replays per SNR
+    python bench/fingerprint.py                  # ~15 min on 2 cores: the real row, then the generated rows
+    python bench/fingerprint.py --no-real        # ~3 min: the generated rows (1000 sounds, 2 h of confusers)
+    python bench/fingerprint.py --no-generated   # the real row alone (bench/fingerprint_real.py)
+    python bench/fingerprint.py --quick          # a look while tuning: fewer sounds, replays and confusers
+
+The real row (the headline; bench/fingerprint_real.py): real sounds of Debian's game and desktop sound
+packages replayed over real music, matched by the default, by the --dense option and by the issue's
+plain landmark sketch as the floor. It needs those packages (see bench/real_data.py) and is skipped,
+saying so, without them.
+
+The generated rows:
 
 References: generated chiptune jingles, bell chimes and beep patterns, and FSDD utterances of three
 speakers, registered in a real database (fingerprint.py's own `register`). Replays: a reference mixed
@@ -35,7 +44,7 @@ from scipy.signal import resample_poly
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "tests")]
+sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "tests"), str(BENCH_DIR)]  # the project's fingerprint.py first
 
 import fingerprint  # noqa: E402
 from audio_util import load_audio_16k_mono  # noqa: E402
@@ -43,6 +52,8 @@ from audio_files import FSDD_DIR, write_wav  # noqa: E402 (no pytest: it runs on
 from fingerprint import FINGERPRINT, MATCH, FingerprintListener, FingerprintStore, LabelInfo, match_waveform  # noqa: E402
 import dataclasses  # noqa: E402
 from params import SAMPLE_RATE  # noqa: E402
+import fingerprint_real  # noqa: E402
+import real_data  # noqa: E402
 from synth_sounds import beeps, chime, hum_stream, in_a_room, jingle, melody_stream, mix_at_snr, noise_stream  # noqa: E402
 
 KINDS = ("jingle", "chime", "beeps", "speech")
@@ -274,17 +285,39 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a look while tuning: --sounds 200 --confuser-minutes 20 --replays 40 (not the targets' run)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything generated")
+    parser.add_argument("--real-replays", type=int, default=50, help="real row: replays per SNR and placement")
+    parser.add_argument("--no-real", action="store_true", help="skip the real row")
+    parser.add_argument("--no-generated", action="store_true", help="skip the generated rows")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "audio2mqtt-bench",
+                        help="real row: decoded recordings are kept here")
     for field in dataclasses.fields(MATCH):  # every matching rule can be tried from the command line
-        if field.name not in ("min_landmarks_to_register", "max_reference_seconds"):
+        if field.name in ("min_landmarks_to_register", "max_reference_seconds"):
+            continue
+        if isinstance(field.default, bool):
+            parser.add_argument("--" + field.name.replace("_", "-"), action=argparse.BooleanOptionalAction,
+                                default=field.default, help="matching rule to try")
+        else:
             parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default,
                                 help="matching rule to try")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sounds, args.confuser_minutes, args.replays = 200, 20.0, 40
+        args.sounds, args.confuser_minutes, args.replays, args.real_replays = 200, 20.0, 40, 15
     rules = dataclasses.replace(MATCH, **{f.name: getattr(args, f.name) for f in dataclasses.fields(MATCH)
                                           if hasattr(args, f.name)})
     if not (FSDD_DIR / "0_george_0.wav").is_file():
         parser.error(f"FSDD recordings not found at {FSDD_DIR}: set AUDIO2MQTT_FSDD")
+    if not args.no_real:
+        missing = real_data.missing_packages()
+        if missing:
+            print(f"real row skipped: install the Debian packages {', '.join(missing)}", file=sys.stderr)
+        else:
+            name = "fingerprint.py" + (" --dense" if rules.dense else "")
+            matchers = {name: rules}
+            if not rules.dense:
+                matchers["fingerprint.py --dense"] = dataclasses.replace(rules, dense=True)
+            print("\n".join(fingerprint_real.run(args.real_replays, args.seed, args.cache_dir, matchers)), flush=True)
+    if args.no_generated:
+        return 0
     if args.sounds < len(KINDS) or args.replays < 1 or args.confuser_minutes <= 0:
         parser.error("--sounds must be at least 4, --replays at least 1, --confuser-minutes more than 0")
 

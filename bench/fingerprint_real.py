@@ -228,44 +228,51 @@ def spectral_similarity(reference: np.ndarray, heard: np.ndarray) -> float:
     return float((cosine * energy).sum() / max(energy.sum(), 1e-12))
 
 
-def split_copies(corpus: Corpus, stream: np.ndarray, matches: list) -> tuple[list, list]:
-    """(false matches, matches on audio that copies the matched sound), of [(name, onset s, ...)]."""
-    false, copies = [], []
-    for match in matches:
-        reference = corpus.registered[match[0]]
-        at = max(0, round(match[1] * SAMPLE_RATE))
-        copy = spectral_similarity(reference, stream[at:at + len(reference)]) >= COPY_SIMILARITY
-        (copies if copy else false).append(match)
-    return false, copies
+def judge(corpus: Corpus, audio: np.ndarray, name: str, onset_s: float, played_s: float | None = None) -> str:
+    """What a match of `name` at `onset_s` in `audio` stands on: 'copy' (the audio reproduces the sound
+    over its whole length), 'opening' (only what had played of it when the match fired, `played_s`), or
+    'false' (neither)."""
+    reference = corpus.registered[name]
+    at = max(0, round(onset_s * SAMPLE_RATE))
+    if spectral_similarity(reference, audio[at:at + len(reference)]) >= COPY_SIMILARITY:
+        return "copy"
+    played = len(reference) if played_s is None else max(1, min(len(reference), round(played_s * SAMPLE_RATE)))
+    return "opening" if spectral_similarity(reference[:played], audio[at:at + played]) >= COPY_SIMILARITY else "false"
 
 
 @dataclass
 class Outcome:
     """One matcher on the real row."""
 
-    found: dict        # {snr: [found?]}
-    wrong: int         # matches of another registered sound during the replays
+    found: dict        # {snr: [found?]} (the floor: [votes where the replay was put, 0 if none])
+    wrong: list        # judge() of each match of another registered sound during the replays
     latencies: list    # onset -> start event, s, of found replays (streamed matcher only)
-    false: list        # [(name, onset s, votes)] in the confuser stream, copies left out ...
-    copies: list       # ... and those on copies
+    unrelated: list    # [(name, onset s, votes, judge())] of every match in the confuser stream
     cpu_s: float       # matching the confuser stream
 
+    def count(self, what: str, matches: list | None = None) -> int:
+        return sum(m[-1] == what for m in (self.unrelated if matches is None else matches))
 
-def trial_fingerprint(corpus: Corpus, index, trials: list, confusers: np.ndarray, rules) -> Outcome:
-    """fingerprint.py's matcher, streamed as listen.py does, on the replays and the confuser stream."""
-    found, wrong, latencies = {}, 0, []
+
+def trial_fingerprint(corpus: Corpus, index, trials: list, confusers: np.ndarray | None, rules) -> Outcome:
+    """fingerprint.py's matcher, streamed as listen.py does, on the replays and the confuser stream (if given)."""
+    found, wrong, latencies = {}, [], []
     for snr, name, waveform, onset_s in trials:
         starts, _ = stream_events(index, waveform, rules)
         hits = [e for e in starts if e["reference"] == name and abs(e["offset_s"] - onset_s) <= FOUND_WITHIN_S]
         found.setdefault(snr, []).append(bool(hits))
-        wrong += sum(e["reference"] != name for e in starts)
+        wrong += [judge(corpus, waveform, e["reference"], e["offset_s"], e["fired_s"] - e["offset_s"])
+                  for e in starts if e["reference"] != name]
         latencies += [hits[0]["fired_s"] - onset_s] if hits else []
+    if confusers is None:
+        return Outcome(found, wrong, latencies, [], 0.0)
     starts, cpu = stream_events(index, confusers, rules)
-    false, copies = split_copies(corpus, confusers, [(e["reference"], e["offset_s"], e["votes"]) for e in starts])
-    return Outcome(found, wrong, latencies, false, copies, cpu)
+    unrelated = [(e["reference"], e["offset_s"], e["votes"],
+                  judge(corpus, confusers, e["reference"], e["offset_s"], e["fired_s"] - e["offset_s"])) for e in starts]
+    return Outcome(found, wrong, latencies, unrelated, cpu)
 
 
-def trial_sketch(corpus: Corpus, trials: list, confusers: np.ndarray) -> Outcome:
+def trial_sketch(corpus: Corpus, trials: list, confusers: np.ndarray | None) -> Outcome:
     """The floor, each replay matched as a file, the confusers in windows. `found` holds each replay's
     votes where it was put (0: not found), so that the floor can also be read at a higher vote count."""
     sketch = Sketch(corpus.registered)
@@ -274,15 +281,77 @@ def trial_sketch(corpus: Corpus, trials: list, confusers: np.ndarray) -> Outcome
         matches = sketch.match(waveform)
         found.setdefault(snr, []).append(max([v for n, o, v in matches if n == name and abs(o - onset_s) <= FOUND_WITHIN_S],
                                              default=0))
-        wrong += sum(n != name for n, _, _ in matches)
+        wrong += [judge(corpus, waveform, n, o) for n, o, _ in matches if n != name]
+    if confusers is None:
+        return Outcome(found, wrong, [], [], 0.0)
     started = time.process_time()
     matches = sketch.stream(confusers)
     cpu = time.process_time() - started
-    false, copies = split_copies(corpus, confusers, matches)
-    return Outcome(found, wrong, [], false, copies, cpu)
+    return Outcome(found, wrong, [], [(n, o, v, judge(corpus, confusers, n, o)) for n, o, v in matches], cpu)
 
 
 def at_no_false_match(floor: Outcome) -> tuple[int, dict]:
     """The floor with its vote count raised until the confusers give no false match: (votes, {snr: found share})."""
-    votes = max([v for _, _, v in floor.false], default=Sketch.MIN_VOTES - 1) + 1
+    votes = max([v for _, _, v, what in floor.unrelated if what == "false"], default=Sketch.MIN_VOTES - 1) + 1
     return votes, {snr: float(np.mean(np.asarray(v) >= votes)) for snr, v in floor.found.items()}
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+def share_text(found: list) -> str:
+    return f"{np.mean(found):.0%}" if len(found) else "-"
+
+
+def run(per_snr: int, seed: int, cache_dir: Path, matchers: dict, placements=tuple(PLACEMENTS)) -> list[str]:
+    """The real row's table (lines of Markdown) for `matchers` {name: MatchDefaults} and the floor."""
+    import tempfile
+
+    store = real_data.AudioStore(cache_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "fingerprints.sqlite"
+        corpus = build(db, store, seed)
+        with FingerprintStore(db) as fp_store:
+            index = fp_store.load_index()
+    confusers = confuser_stream(corpus, store, seed)
+    hours = len(confusers) / SAMPLE_RATE / 3600
+    lines = [f"Real row: {len(corpus.registered)} real sounds registered ({corpus.registered_s / 60:.1f} min; "
+             f"{len(corpus.refused)} refused as too short or plain); confusers {hours:.1f} h ({len(corpus.tracks)} "
+             f"music and speech recordings, {len(corpus.confuser_effects)} unregistered effects, FSDD's speakers); "
+             f"{per_snr} replays per SNR and placement.", "",
+             "| placement | matcher | " + " | ".join(f"{snr:+g} dB" for snr in SNRS_DB)
+             + f" | false matches in {hours:.1f} h (+ on copies of a sound's opening, + of all of it) "
+             "| wrong sound during replays (+ copies) | onset -> event, mean / max | matching speed |",
+             "|" + "---|" * (len(SNRS_DB) + 6),
+             "| target | | " + " | ".join(f">= {TARGETS_FOUND[max(0.0, snr)]:.0%}" if max(0.0, snr) in TARGETS_FOUND
+                                         else "" for snr in SNRS_DB) + " | 0 in >= 2 h | | max <= 1.5 s | |"]
+    seconds = hours * 3600
+    floor_confusers = trial_sketch(corpus, [], confusers)
+    matcher_confusers = {name: trial_fingerprint(corpus, index, [], confusers, rules) for name, rules in matchers.items()}
+    for placement in placements:
+        trials = list(replays(corpus, store, per_snr, seed, placement))
+        floor = trial_sketch(corpus, trials, None)
+        floor.unrelated, floor.cpu_s = floor_confusers.unrelated, floor_confusers.cpu_s
+        votes, at_zero = at_no_false_match(floor)
+        rows = [("the floor (issue's sketch, 12 votes)", {k: np.asarray(v) > 0 for k, v in floor.found.items()}, floor),
+                (f"the floor at 0 false matches ({votes} votes)", {k: [at_zero[k]] for k in at_zero}, None)]
+        for name, rules in matchers.items():
+            outcome = trial_fingerprint(corpus, index, trials, None, rules)
+            outcome.unrelated, outcome.cpu_s = matcher_confusers[name].unrelated, matcher_confusers[name].cpu_s
+            rows.append((name, outcome.found, outcome))
+        for name, found, outcome in rows:
+            cells = [share_text(found.get(snr, [])) for snr in SNRS_DB]
+            if outcome is None:
+                rest = ["0 (chosen so)", "", "", ""]
+            else:
+                late = outcome.latencies
+                rest = [f"{outcome.count('false')} (+{outcome.count('opening')}, +{outcome.count('copy')})",
+                        f"{sum(w == 'false' for w in outcome.wrong)} (+{sum(w != 'false' for w in outcome.wrong)})",
+                        f"{np.mean(late):.2f} / {np.max(late):.2f} s ({np.mean(np.asarray(late) <= 1.5):.0%} <= 1.5 s)"
+                        if late else "-",
+                        f"{seconds / max(outcome.cpu_s, 1e-9):.0f}x"]
+            lines.append(f"| {placement} | {name} | " + " | ".join(cells + rest) + " |")
+    for name, outcome in [("floor", floor_confusers)] + list(matcher_confusers.items()):
+        shown = [f"{n} at {o:.1f} s ({v} votes, {what})" for n, o, v, what in outcome.unrelated if what != "copy"]
+        if shown:
+            lines.append(f"{name}: matches in the confusers: " + "; ".join(shown[:12]) + (" ..." if len(shown) > 12 else ""))
+    return lines

@@ -1,0 +1,114 @@
+"""fingerprint.py's dense landmarks (the --dense option), `match` reporting each sound once, and the SNR
+a match reports. Generated sounds and real FSDD recordings; no TensorFlow; seconds."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fingerprint
+from audio_util import load_audio_16k_mono
+from conftest import write_wav
+from fingerprint import FINGERPRINT, MATCH, LandmarkExtractor, load_index, match_waveform
+from params import SAMPLE_RATE
+from synth_sounds import chime, melody_stream, mix_at_snr, noise_stream
+
+DENSE = fingerprint.replace(MATCH, dense=True)
+
+
+def slam(rng: np.random.Generator) -> np.ndarray:
+    """A door slammed, rattled and slammed again: bursts of coloured noise, no tone to make onset landmarks of."""
+    pieces = []
+    for seconds, decay, colour in ((0.25, 18.0, "brown"), (0.3, 12.0, "pink"), (0.5, 6.0, "white"),
+                                   (0.2, 25.0, "pink"), (0.4, 10.0, "brown")):
+        burst = noise_stream(rng, seconds, color=colour)
+        burst *= np.exp(-decay * np.arange(len(burst)) / SAMPLE_RATE)
+        pieces += [burst, np.zeros(int(0.12 * SAMPLE_RATE), np.float32)]
+    out = np.concatenate(pieces)
+    return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sounds():
+    rng = np.random.default_rng(31)
+    return {"door": slam(rng), "bell": chime(rng)}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, sounds):
+    root = tmp_path_factory.mktemp("dense") / "sounds"
+    write_wav(root / "door" / "slam.wav", sounds["door"])
+    write_wav(root / "bell" / "ding.wav", sounds["bell"])
+    write_wav(root / "bell" / "ding_quiet.wav", 0.5 * sounds["bell"])  # the same chime, recorded again more quietly
+    path = root.parent / "fingerprints.sqlite"
+    assert fingerprint.main(["add", str(root), "--db", str(path)]) == 0
+    return path
+
+
+def test_dense_landmarks_do_not_depend_on_how_the_stream_is_chunked(fsdd_dir):
+    speech = np.concatenate([load_audio_16k_mono(fsdd_dir / f"{d}_theo_0.wav") for d in range(5)])
+    whole = LandmarkExtractor(dense=True)
+    whole.push(speech)
+    expected = whole.take_dense(finish=True)
+    chunked, pieces, at = LandmarkExtractor(dense=True), [], 0
+    for size in np.random.default_rng(3).integers(1, 3000, 400):
+        chunked.push(speech[at:at + size])
+        pieces.append(chunked.take_dense())
+        at += size
+    chunked.push(speech[at:])
+    pieces.append(chunked.take_dense(finish=True))
+    assert len(expected[0]) > 500
+    for got, want in zip((np.concatenate([p[k] for p in pieces]) for k in (0, 1)), expected):
+        np.testing.assert_array_equal(np.sort(got), np.sort(want))
+
+
+def test_dense_landmarks_find_a_noisy_sound_under_music_that_onset_landmarks_miss(db, sounds):
+    """A slam has no tones: its onset landmarks drown in music; the loudest cells of its bursts do not."""
+    index = load_index(db)
+    music = melody_stream(np.random.default_rng(4), 8.0)
+    heard = mix_at_snr(music, sounds["door"], 2 * SAMPLE_RATE, 0.0)
+    at_frames = 2 * SAMPLE_RATE / FINGERPRINT.hop
+
+    def found(rules):
+        return [m for m in match_waveform(index, heard, rules) if m.reference.label == "door"
+                and abs(m.offset_frames - at_frames) <= 2]
+
+    assert not found(MATCH)
+    assert [m.dense for m in found(DENSE)] == [True]
+
+
+def test_dense_landmarks_leave_other_music_and_noise_alone(db):
+    index = load_index(db)
+    rng = np.random.default_rng(5)
+    for unrelated in (melody_stream(rng, 30.0), noise_stream(rng, 20.0, color="pink"),
+                      slam(np.random.default_rng(99))):  # another door: other noise
+        assert match_waveform(index, unrelated, DENSE) == []
+
+
+def test_match_lists_each_sound_once_and_never_before_the_clip(db, sounds, tmp_path, capsys):
+    """Two recordings of one bell match the same ring: one line, the better one. A clip that begins
+    partway through a slam (found by --dense) puts it at 0 s, not at a negative time."""
+    noise = noise_stream(np.random.default_rng(6), 4.0, color="pink")
+    ring = write_wav(tmp_path / "ring.wav", np.clip(mix_at_snr(noise, sounds["bell"], SAMPLE_RATE, 12.0), -1, 1))
+    late = write_wav(tmp_path / "late.wav", np.clip(mix_at_snr(noise, sounds["door"][int(0.3 * SAMPLE_RATE):], 0, 12.0), -1, 1))
+    assert len(match_waveform(load_index(db), load_audio_16k_mono(ring))) == 2  # both recordings of the bell
+    assert fingerprint.main(["match", str(ring), str(late), "--db", str(db), "--json", "--dense"]) == 0
+    found = [[(m["label"], m["offset_s"]) for m in json.loads(line)["matches"]] for line in capsys.readouterr().out.splitlines()]
+    assert [[label for label, _ in matches] for matches in found] == [["bell"], ["door"]], found
+    assert found[0][0][1] == pytest.approx(1.0, abs=2 * FINGERPRINT.frame_seconds) and found[1][0][1] == 0.0
+
+
+@pytest.mark.parametrize("snr_db", [12.0, 0.0, -6.0])
+def test_a_match_says_how_loud_the_sound_was_against_what_played_before_it(db, sounds, snr_db):
+    """Where the matcher listens (125 Hz-4 kHz): pink noise has half its power below 30 Hz."""
+    from scipy.signal import butter, sosfiltfilt
+
+    index = load_index(db)
+    noise = noise_stream(np.random.default_rng(7), 6.0, color="pink")
+    at, bell = 2 * SAMPLE_RATE, sounds["bell"]
+    heard = mix_at_snr(noise, bell, at, snr_db)
+    band = butter(8, [125, 4000], "bandpass", fs=SAMPLE_RATE, output="sos")
+    added, under = sosfiltfilt(band, heard - noise)[at:at + len(bell)], sosfiltfilt(band, noise)[at:at + len(bell)]
+    in_band_db = 10 * np.log10(np.mean(added ** 2) / np.mean(under ** 2))
+    (match,) = fingerprint.each_sound_once(match_waveform(index, heard, MATCH))
+    assert match.snr_db == pytest.approx(in_band_db, abs=2.0)
