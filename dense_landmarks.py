@@ -104,6 +104,10 @@ class DenseIndex:
         self._spans = {s: (np.sort(np.asarray(landmarks[s][1], np.int64)),
                            np.sort(np.asarray(landmarks[s][1], np.int64) + (np.asarray(landmarks[s][0], np.int64) & DT_MASK)))
                        for s in ids}
+        # per sound, (anchor frames, partner frames) of its landmarks in their stored order (lookup's numbers)
+        self.landmark_frames = {s: (np.asarray(landmarks[s][1], np.int64),
+                                    np.asarray(landmarks[s][1], np.int64) + (np.asarray(landmarks[s][0], np.int64) & DT_MASK))
+                                for s in ids}
         self._starts = np.zeros((1 << HASH_BITS) + 1, np.int32)
         self._starts[1:] = np.bincount(hashes[order], minlength=1 << HASH_BITS)
         np.cumsum(self._starts[1:], out=self._starts[1:])

@@ -865,11 +865,37 @@ def dense_matches(index: FingerprintIndex, sound_ids, offsets, numbers, heard, r
                 and votes >= dense_votes_needed(index.dense.heard(sound, *heard(offset)), rules.dense_min_votes,
                                                 rules.dense_min_score))
 
+    candidates = best_offsets(sound_ids, offsets, numbers, rules.offset_tolerance_frames, rules.dense_min_votes, worth,
+                              index.duration_frames, only)
+    founds = [found for _, _, found in candidates]
     matches = [Match(index.references[sound], offset, len(found), index.dense.heard(sound, *heard(offset)), dense=True)
-               for sound, offset, found in best_offsets(sound_ids, offsets, numbers, rules.offset_tolerance_frames,
-                                                        rules.dense_min_votes, worth, index.duration_frames, only)]
-    # best_offsets counted every agreement; a match counts each of the reference's landmarks once
-    return [m for m in matches if m.votes >= dense_votes_needed(m.expected, rules.dense_min_votes, rules.dense_min_score)]
+               for sound, offset, found in candidates]
+    # best_offsets counted every agreement; a match counts each of the reference's landmarks once, and
+    # they must agree over the reference as the onset landmarks must (see landmarks_agree)
+    return [replace(m, segments_confirmed=confirmed, segments_total=total)
+            for m, found in zip(matches, founds)
+            for confirmed, total in [dense_segments(index, m.reference.sound_id, found, *heard(m.offset_frames), rules)]
+            if m.votes >= dense_votes_needed(m.expected, rules.dense_min_votes, rules.dense_min_score)
+            and confirmed >= segments_needed(total, rules)]
+
+
+def dense_segments(index: FingerprintIndex, sound: int, found: np.ndarray, first_frame: int, last_frame: int,
+                   rules: MatchDefaults = MATCH) -> tuple[int, int]:
+    """(segments of the reference confirmed by its `found` dense landmarks, in a query that covered its
+    frames first..last; its segments that count): as `assess` does for onset landmarks."""
+    anchors, partners = index.dense.landmark_frames[sound]
+    segment = anchors // SEGMENT_FRAMES
+    count = int(segment.max()) + 1 if len(segment) else 1
+    sizes = np.bincount(segment, minlength=count)
+    heard = (anchors >= first_frame) & (partners <= last_frame)
+    agreed = np.zeros(len(anchors), bool)
+    agreed[found] = True
+    expected = np.bincount(segment[heard], minlength=count)
+    agreeing = np.bincount(segment[heard & agreed], minlength=count)
+    counted = sizes >= max(rules.min_segment_landmarks, rules.tail_segment_share * sizes.max())
+    confirmed = (counted & (expected >= rules.min_segment_landmarks)
+                 & (agreeing >= np.maximum(rules.min_segment_votes, rules.min_segment_fraction * expected)))
+    return int(confirmed.sum()), int(counted.sum())
 
 
 # --- the database: one SQLite file ------------------------------------------------------------------
