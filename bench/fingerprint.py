@@ -53,6 +53,7 @@ from fingerprint import FINGERPRINT, MATCH, FingerprintListener, FingerprintStor
 import dataclasses  # noqa: E402
 from params import SAMPLE_RATE  # noqa: E402
 import fingerprint_real  # noqa: E402
+from fingerprint_real import spectral_similarity  # noqa: E402
 import real_data  # noqa: E402
 from synth_sounds import beeps, chime, hum_stream, in_a_room, jingle, melody_stream, mix_at_snr, noise_stream  # noqa: E402
 
@@ -222,24 +223,6 @@ def dcase_metrics(streamed: list, unrelated: list, confuser_s: float) -> dict:
     streams.append(([], detections(unrelated), confuser_s))
     labels = sorted({reference[2] for reference, _, _ in streamed} | {e["reference"] for e in unrelated})
     return dcase_event_metrics(streams, labels, t_collar=DCASE_T_COLLAR_S)
-
-
-def spectral_similarity(reference: np.ndarray, heard: np.ndarray) -> float:
-    """How closely `heard` reproduces `reference` over the reference's whole length, 0-1: the cosine of
-    their 0-4 kHz magnitude spectra per 64 ms frame, weighted by the reference's energy. A melody sharing
-    two notes of a ten-note jingle scores about 0.2; the same ding-dong on the same bell, about 1."""
-    n_fft, hop, bins = FINGERPRINT.n_fft, FINGERPRINT.hop, FINGERPRINT.bins
-    heard = np.concatenate([heard, np.zeros(max(0, len(reference) - len(heard)), np.float32)])[:len(reference)]
-    window = np.hanning(n_fft)
-
-    def spectrum(w):
-        frames = np.lib.stride_tricks.sliding_window_view(np.concatenate([w, np.zeros(n_fft)]), n_fft)[::hop]
-        return np.abs(np.fft.rfft(frames * window, axis=1))[:, :bins]
-
-    r, h = spectrum(reference), spectrum(heard)
-    cosine = (r * h).sum(axis=1) / np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(h, axis=1), 1e-12)
-    energy = (r ** 2).sum(axis=1)
-    return float((cosine * energy).sum() / max(energy.sum(), 1e-12))
 
 
 def false_matches(index, hours: float, seed: int, references: dict, rules=MATCH) -> tuple[list, list, float]:
