@@ -156,6 +156,7 @@ class MatchDefaults:
     dense: bool = False
     dense_min_votes: int = 24
     dense_min_score: float = 0.03
+    dense_min_verified_share: float = 0.7  # of the reference's (onset) peaks heard, where it has enough of them
     min_landmarks_to_register: int = 30  # fewer: too short, quiet or plain (one steady tone) to recognise
     max_reference_seconds: float = 600.0  # frames are stored in 16 bits (17 min); 10 min is plenty
     stream_history_seconds: float = 4.0  # a live stream's landmarks are kept this long for voting
@@ -745,7 +746,8 @@ def match_landmarks(index: FingerprintIndex, hashes: np.ndarray, times: np.ndarr
             matches.append(match)
     if dense is not None:
         sound_ids, offsets, _, numbers = index.dense.lookup(*dense)
-        for match in dense_matches(index, sound_ids, offsets, numbers, lambda o: (-o, query_frames - 1 - o), rules):
+        for match in dense_matches(index, sound_ids, offsets, numbers, lambda o: (-o, query_frames - 1 - o), rules,
+                                   spectrum=spectrum):
             if not any(m.reference is match.reference and abs(m.offset_frames - match.offset_frames) <= 2 for m in matches):
                 matches.append(match)
     return sorted(matches, key=lambda m: (m.offset_frames, -m.votes, m.reference.name))
@@ -834,7 +836,7 @@ class StreamMatcher:
                 found[label] = match
         a = self._dense_agreements
         for match in dense_matches(self.index, a.sound_ids, a.offsets, a.numbers, heard, self.rules, playing,
-                                   only=np.unique(dense_ids)) if self.rules.dense else []:
+                                   np.unique(dense_ids), self.extractor.spectrum) if self.rules.dense else []:
             found.setdefault(match.reference.label, match)  # a match of its onset landmarks says more
         return sorted((m.with_snr(self.extractor.spectrum) for m in found.values()), key=lambda m: -m.votes)
 
@@ -855,10 +857,11 @@ class Agreements:
 
 
 def dense_matches(index: FingerprintIndex, sound_ids, offsets, numbers, heard, rules: MatchDefaults = MATCH,
-                  playing=None, only=None) -> list[Match]:
+                  playing=None, only=None, spectrum: "QuerySpectrum | None" = None) -> list[Match]:
     """Matches by dense landmarks (see dense_landmarks.py), one offset per sound: agreements as
     FingerprintIndex.dense.lookup gives them; `heard(offset)` the reference's frames the query covered;
-    `playing(sound, offset)`, if given, whether it may still be on (a stream)."""
+    `playing(sound, offset)`, if given, whether it may still be on (a stream); verified on the query's
+    `spectrum` if given, as onset matches are but to a lower share (dense_min_verified_share)."""
 
     def worth(sound, offset, votes):
         return ((playing is None or playing(sound, offset))
@@ -872,11 +875,16 @@ def dense_matches(index: FingerprintIndex, sound_ids, offsets, numbers, heard, r
                for sound, offset, found in candidates]
     # best_offsets counted every agreement; a match counts each of the reference's landmarks once, and
     # they must agree over the reference as the onset landmarks must (see landmarks_agree)
-    return [replace(m, segments_confirmed=confirmed, segments_total=total)
-            for m, found in zip(matches, founds)
-            for confirmed, total in [dense_segments(index, m.reference.sound_id, found, *heard(m.offset_frames), rules)]
-            if m.votes >= dense_votes_needed(m.expected, rules.dense_min_votes, rules.dense_min_score)
-            and confirmed >= segments_needed(total, rules)]
+    agreed = [replace(m, segments_confirmed=confirmed, segments_total=total)
+              for m, found in zip(matches, founds)
+              for confirmed, total in [dense_segments(index, m.reference.sound_id, found, *heard(m.offset_frames), rules)]
+              if m.votes >= dense_votes_needed(m.expected, rules.dense_min_votes, rules.dense_min_score)
+              and confirmed >= segments_needed(total, rules)]
+    if spectrum is None:
+        return agreed
+    verified = [replace(m, verified=v, checked_peaks=n) for m in agreed
+                for v, n in [spectrum.verify(m.reference, m.offset_frames, *heard(m.offset_frames), rules)]]
+    return [m for m in verified if m.checked_peaks < rules.min_verified_peaks or m.verified >= rules.dense_min_verified_share]
 
 
 def dense_segments(index: FingerprintIndex, sound: int, found: np.ndarray, first_frame: int, last_frame: int,
