@@ -246,6 +246,29 @@ class EventDetector:
         return event
 
 
+class SensorStates:
+    """One ON/OFF state per label, whatever method heard it: a label that is both a trained class and a
+    fingerprinted sound is ON while either method has an event on, OFF only when neither has.
+
+    `update` takes each event as it is emitted and returns the label's new state when it changed, else
+    None, so a publisher sends a state only when Home Assistant's binary sensor should change."""
+
+    def __init__(self, labels=()):
+        self._on = {label: set() for label in labels}  # label -> methods with an event on
+
+    def update(self, event: dict) -> str | None:
+        methods = self._on.setdefault(event["label"], set())
+        was_on = bool(methods)
+        if event["event"] == "start":
+            methods.add(event.get("method"))
+        else:
+            methods.discard(event.get("method"))
+        return None if bool(methods) == was_on else ("ON" if methods else "OFF")
+
+    def state(self, label: str) -> str:
+        return "ON" if self._on.get(label) else "OFF"
+
+
 def _event(kind: str, label: str, score: float, offset_s: float) -> dict:
     return {"event": kind, "label": label, "score": round(score, 4), "offset_s": round(offset_s, 3)}
 

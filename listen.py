@@ -227,6 +227,7 @@ def make_publisher(args, labels: list[str]) -> MqttPublisher:
     device_name = args.device_name or default_device_name()
     topics = Topics(prefix=(args.topic_prefix or f"{LISTEN.topic_root}/{device_name}").rstrip("/"),
                     node=slug(device_name), discovery_prefix=args.ha_prefix or LISTEN.ha_discovery_prefix)
+    labels = list(dict.fromkeys(labels))  # a label both methods detect is one sensor
     by_slug = {}
     for label in labels:
         by_slug.setdefault(slug(label), []).append(label)
@@ -236,14 +237,6 @@ def make_publisher(args, labels: list[str]) -> MqttPublisher:
                             f"rename one (a class folder or a fingerprint label)")
     return MqttPublisher(settings, topics, labels, device_name, ha_discovery=args.ha_discovery,
                          queue_size=args.queue_size or LISTEN.queue_size)
-
-
-def check_distinct_labels(yamnet_labels: list[str], exact_labels: list[str]) -> None:
-    """One label, one sensor: a name both in the model (or --classes) and in the fingerprints is refused."""
-    shared = sorted({slug(label) for label in yamnet_labels} & {slug(label) for label in exact_labels})
-    if shared:
-        raise DetectionError(f"label {shared[0]!r} is both a YAMNet class and a fingerprint label: "
-                             f"rename the sounds/ folder and add it again")
 
 
 class _Stop(BaseException):
@@ -333,7 +326,6 @@ def main(argv=None) -> int:
             fingerprints = FingerprintListener(load_index(args.fingerprints, rules), cooldown_s=args.cooldown,
                                                rules=rules)
             exact_labels = fingerprints.labels
-            check_distinct_labels(labels, exact_labels)
             listeners.append(fingerprints)
         source = open_source(args)
         if args.mqtt_host and (labels or not use_yamnet):
@@ -341,7 +333,6 @@ def main(argv=None) -> int:
             publisher.start()
         if use_yamnet:
             labels, score = make_scorer(args, labels)
-            check_distinct_labels(labels, exact_labels)
             thresholds = parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
             min_frames = parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
             detector = EventDetector(labels, thresholds, LISTEN.min_frames, args.cooldown, label_min_frames=min_frames)
@@ -350,7 +341,8 @@ def main(argv=None) -> int:
                 publisher.start()
             framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
             listeners.insert(0, YamnetListener(score, detector, framer))
-        firing = [label for listener in listeners for label in listener.labels]
+        # a label may be both a trained class and a fingerprinted sound: one sensor, ON while either hears it
+        firing = list(dict.fromkeys(label for listener in listeners for label in listener.labels))
 
         def emit(event: dict) -> None:
             event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")

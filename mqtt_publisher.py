@@ -24,6 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from detection import SensorStates
 from params import LISTEN, MQTT_CONFIG_FILE, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR
 
 _SENDING = -1  # _in_flight while publish() runs: paho's message ids are 1..65535
@@ -144,11 +145,14 @@ class MqttPublisher:
                  reconnect_seconds: tuple[float, float] = (LISTEN.reconnect_min_seconds, LISTEN.reconnect_max_seconds)):
         import paho.mqtt.client as mqtt
 
-        self.settings, self.topics, self.labels = settings, topics, list(labels)
+        self.settings, self.topics, self.labels = settings, topics, list(dict.fromkeys(labels))
         self.device_name, self.ha_discovery, self.queue_size, self.log = device_name, ha_discovery, queue_size, log
         self.fatal: str | None = None
         self.dropped = 0
-        self._states = {label: "OFF" for label in self.labels}  # re-sent on every connect
+        # OFF for every label we own until an event says otherwise, re-sent on every connect: a listener
+        # killed while a sound was ON leaves that retained ON, and its restart clears it
+        self._states = {label: "OFF" for label in self.labels}
+        self._sensors = SensorStates(self.labels)
         self._pending = collections.deque()  # (topic, payload, retain) not yet handed to paho
         self._in_flight = None               # mid handed to paho and not yet acknowledged
         self._acked = set()
@@ -228,12 +232,15 @@ class MqttPublisher:
         return connected
 
     def publish_event(self, event: dict) -> None:
-        """Queue an event for `<prefix>/event` and its label's retained ON/OFF state."""
-        state = "ON" if event["event"] == "start" else "OFF"
+        """Queue an event for `<prefix>/event` and, when it changes, its label's retained ON/OFF state
+        (ON while any method hears the label: see detection.SensorStates)."""
         with self._cond:
-            self._states[event["label"]] = state
+            state = self._sensors.update(event)
+            if state is not None:
+                self._states[event["label"]] = state
         self._enqueue(self.topics.event, json.dumps(event), False)
-        self._enqueue(self.topics.state(event["label"]), state, True)
+        if state is not None:
+            self._enqueue(self.topics.state(event["label"]), state, True)
 
     def close(self, timeout: float = LISTEN.shutdown_flush_seconds) -> int:
         """Deliver what is queued (waiting up to `timeout`, also for a reconnect), publish `offline`,

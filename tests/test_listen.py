@@ -655,6 +655,49 @@ def test_fingerprints_two_replays_under_music_give_two_events_with_metadata_on_m
     assert config["state_topic"] == "audio2mqtt/den/mario_dies/state"
 
 
+def test_a_label_both_trained_and_fingerprinted_is_one_sensor_on_while_either_method_hears_it(
+        digit_model, digit_stream, fsdd_dir, broker, tmp_path, capsys):
+    """The trained class "digit" hears both bursts; the second burst's own recording is also registered
+    as the exact sound "digit". Events keep their method; Home Assistant gets one sensor, whose state
+    follows the union: ON at the first start, OFF only after the last of the two methods ended."""
+    import fingerprint
+
+    path, _, truth = digit_stream
+    write_wav(tmp_path / "sounds" / "digit" / "burst.wav", digit_burst(fsdd_dir, 1))  # the stream's second burst
+    db = tmp_path / "fp.sqlite"
+    assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(db)]) == 0
+    capsys.readouterr()
+    subscriber = Subscriber(broker.port, ["audio2mqtt/both/#", "homeassistant/#"])
+    code = listen.main(["--file", str(path), "--custom", "--models", str(digit_model), "--fingerprints", str(db),
+                        "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--device-name", "both",
+                        "--ha-discovery"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"listening to {path} for digit;" in err  # one label, listed once
+    events = json_lines(out)
+    assert_events_match([e for e in events if e["method"] == "yamnet"], truth)
+    exact = [e for e in events if e["method"] == "fingerprint"]
+    assert [(e["event"], e["label"]) for e in exact] == [("start", "digit"), ("end", "digit")]
+    assert abs(exact[0]["offset_s"] - truth[1][0]) <= 0.05
+
+    got = subscriber.wait_for(lambda m: ("audio2mqtt/both/availability", "offline", False) in m, timeout=10)
+    subscriber.close()
+    assert [json.loads(p) for t, p, _ in got if t == "audio2mqtt/both/event"] == events
+    on, most_on, states = set(), 0, []
+    for topic, payload, _ in got:  # in the order published: each state must match the methods on by then
+        if topic == "audio2mqtt/both/event":
+            event = json.loads(payload)
+            (on.add if event["event"] == "start" else on.discard)(event["method"])
+            most_on = max(most_on, len(on))
+        elif topic == "audio2mqtt/both/digit/state":
+            states.append(payload)
+            assert payload == ("ON" if on else "OFF"), (payload, on, got)
+    assert most_on == 2  # the two methods did overlap on the second burst
+    assert states == ["OFF", "ON", "OFF", "ON", "OFF"]  # OFF at connect, then one ON/OFF per burst
+    configs = [t for t in retained(broker.port, "homeassistant/#") if "/both/" in t]
+    assert configs == ["homeassistant/binary_sensor/both/digit/config"]
+
+
 def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     db, sound = jingle_db
     wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]))
