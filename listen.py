@@ -302,83 +302,97 @@ def run(source, listeners: list, emit, check=lambda: None) -> None:
         emit_all(listener.finish())
 
 
+def run_listener(args, opened: list) -> int:
+    """Set up the listeners and the publisher from checked `args`, then run until the stream ends.
+    The publisher goes into `opened` as soon as it exists, so main() closes it whatever happens."""
+    publisher = None
+    if args.list_devices:
+        print("\n".join(list_input_devices()) or "no input devices found")
+        return 0
+    use_yamnet = bool(args.custom or args.classes)
+    labels, model_meta = labels_before_tensorflow(args)
+    if labels:  # fail fast on a bad --threshold or operating point
+        parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
+        parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
+    listeners, exact_labels = [], []
+    if args.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
+        rules = MATCH if args.min_votes is None else dataclasses.replace(MATCH, min_votes=args.min_votes)
+        # a match is already confirmed across the sound's segments: --min-frames counts YAMNet windows
+        fingerprints = FingerprintListener(load_index(args.fingerprints, rules), cooldown_s=args.cooldown,
+                                           rules=rules)
+        exact_labels = fingerprints.labels
+        listeners.append(fingerprints)
+    source = open_source(args)
+    if args.mqtt_host and (labels or not use_yamnet):
+        publisher = make_publisher(args, [label for label in labels if can_fire(label)] + exact_labels)
+        opened.append(publisher)
+        publisher.start()
+    if use_yamnet:
+        labels, score = make_scorer(args, labels)
+        thresholds = parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
+        min_frames = parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
+        detector = EventDetector(labels, thresholds, LISTEN.min_frames, args.cooldown, label_min_frames=min_frames)
+        if args.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
+            publisher = make_publisher(args, detector.firing_labels + exact_labels)
+            opened.append(publisher)
+            publisher.start()
+        framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
+        listeners.insert(0, YamnetListener(score, detector, framer))
+    # a label may be both a trained class and a fingerprinted sound: one sensor, ON while either hears it
+    firing = list(dict.fromkeys(label for listener in listeners for label in listener.labels))
+
+    def emit(event: dict) -> None:
+        event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
+        event["source"] = source.name
+        print(json.dumps(event), flush=True)
+        if publisher:
+            publisher.publish_event(event)
+
+    def check() -> None:
+        if publisher and publisher.fatal:
+            raise MqttError(publisher.fatal)
+
+    where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
+    print(f"listening to {source.name} for {', '.join(firing)}{where}", file=sys.stderr, flush=True)
+    if use_yamnet:
+        for line in describe_operating_points(model_meta):
+            print(line, file=sys.stderr, flush=True)
+        if model_meta.get("operating_points") and (args.threshold or args.min_frames is not None):
+            print("(--threshold/--min-frames given: they replace the operating point where they apply)",
+                  file=sys.stderr, flush=True)
+    run(source, listeners, emit, check)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(args, parser)
     args.models = args.models or DEFAULT_MODELS_DIR
-    publisher = None
+    opened = []  # the MQTT publisher, once made
+    code = 1
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_stop) if in_main_thread else None
     try:
-        if args.list_devices:
-            print("\n".join(list_input_devices()) or "no input devices found")
-            return 0
-        use_yamnet = bool(args.custom or args.classes)
-        labels, model_meta = labels_before_tensorflow(args)
-        if labels:  # fail fast on a bad --threshold or operating point
-            parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
-            parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
-        listeners, exact_labels = [], []
-        if args.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
-            rules = MATCH if args.min_votes is None else dataclasses.replace(MATCH, min_votes=args.min_votes)
-            # a match is already confirmed across the sound's segments: --min-frames counts YAMNet windows
-            fingerprints = FingerprintListener(load_index(args.fingerprints, rules), cooldown_s=args.cooldown,
-                                               rules=rules)
-            exact_labels = fingerprints.labels
-            listeners.append(fingerprints)
-        source = open_source(args)
-        if args.mqtt_host and (labels or not use_yamnet):
-            publisher = make_publisher(args, [label for label in labels if can_fire(label)] + exact_labels)
-            publisher.start()
-        if use_yamnet:
-            labels, score = make_scorer(args, labels)
-            thresholds = parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
-            min_frames = parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
-            detector = EventDetector(labels, thresholds, LISTEN.min_frames, args.cooldown, label_min_frames=min_frames)
-            if args.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
-                publisher = make_publisher(args, detector.firing_labels + exact_labels)
-                publisher.start()
-            framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
-            listeners.insert(0, YamnetListener(score, detector, framer))
-        # a label may be both a trained class and a fingerprinted sound: one sensor, ON while either hears it
-        firing = list(dict.fromkeys(label for listener in listeners for label in listener.labels))
-
-        def emit(event: dict) -> None:
-            event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
-            event["source"] = source.name
-            print(json.dumps(event), flush=True)
-            if publisher:
-                publisher.publish_event(event)
-
-        def check() -> None:
-            if publisher and publisher.fatal:
-                raise MqttError(publisher.fatal)
-
-        where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
-        print(f"listening to {source.name} for {', '.join(firing)}{where}", file=sys.stderr, flush=True)
-        if use_yamnet:
-            for line in describe_operating_points(model_meta):
-                print(line, file=sys.stderr, flush=True)
-            if model_meta.get("operating_points") and (args.threshold or args.min_frames is not None):
-                print("(--threshold/--min-frames given: they replace the operating point where they apply)",
-                      file=sys.stderr, flush=True)
-        run(source, listeners, emit, check)
-        return 0
+        code = run_listener(args, opened)
     except (AudioError, ClassMapError, DetectionError, FingerprintError, ModelError, MqttError, SourceError,
             YamnetError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
     except (KeyboardInterrupt, _Stop):  # during start-up: nothing to end
-        return 0
+        code = 0
     except BrokenPipeError:  # whoever read our events (a pipe) went away
         detach_closed_stdout()
-        return 1
     finally:
         if in_main_thread:  # first: a second SIGTERM during the flush below just terminates
             signal.signal(signal.SIGTERM, previous_sigterm)
-        if publisher:
-            publisher.close()
+        # a file or pipe has an end: what it heard and MQTT did not get is a failed run, not a warning
+        finite = bool(args.file or args.stdin)
+        lost = [publisher.close(warn=not (finite and code == 0)) + publisher.dropped for publisher in opened]
+    if finite and code == 0 and sum(lost):
+        print(f"error: {sum(lost)} MQTT message(s) not delivered: broker {opened[0].where} unreachable at the end "
+              f"of the stream (the events are on stdout)", file=sys.stderr)
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -242,9 +242,9 @@ class MqttPublisher:
         if state is not None:
             self._enqueue(self.topics.state(event["label"]), state, True)
 
-    def close(self, timeout: float = LISTEN.shutdown_flush_seconds) -> int:
+    def close(self, timeout: float = LISTEN.shutdown_flush_seconds, warn: bool = True) -> int:
         """Deliver what is queued (waiting up to `timeout`, also for a reconnect), publish `offline`,
-        disconnect. Returns how many messages were not delivered."""
+        disconnect. Returns how many messages were not delivered (`warn`: and says so on the log)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             if (self._pending or self._in_flight is not None) and not self._connected and not self.fatal:
@@ -264,7 +264,7 @@ class MqttPublisher:
                 pass  # the connection dropped meanwhile: the broker publishes our will instead
         self._client.disconnect()
         self._client.loop_stop()
-        if undelivered:
+        if undelivered and warn:
             self.log(f"warning: {undelivered} MQTT message(s) not delivered: broker {self.where} unreachable at exit")
         return undelivered
 

@@ -24,7 +24,7 @@ from alsa_microphone import AlsaMicrophone
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, noise, tone, write_wav
 from detection import StreamFramer
-from mosquitto_broker import Broker, Subscriber, issue_server_cert, make_ca, retained
+from mosquitto_broker import Broker, Subscriber, free_port, issue_server_cert, make_ca, retained
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, read_credentials
 from params import LISTEN_WINDOW_SAMPLES, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR, SAMPLE_RATE, YAMNET
 
@@ -706,6 +706,58 @@ def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
     assert result.stderr.split()[-2:] == ["0", "False"], result.stderr
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["start", "end"]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_undelivered_events_at_the_end_of_a_file_or_pipe_are_exit_1(source, jingle_db, tmp_path, capsys, monkeypatch):
+    """No broker on the port: the events still go to stdout, and the run says in one line that MQTT
+    never got them (exit 0 would tell a script all was well)."""
+    db, sound = jingle_db
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound, np.zeros(SAMPLE_RATE, np.float32)])
+    if source == "file":
+        given = ["--file", str(write_wav(tmp_path / "a.wav", audio))]
+    else:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pcm_bytes(audio, fmt="s16le"))))
+        given = ["--stdin"]
+    port = free_port()
+    code = listen.main(given + ["--fingerprints", str(db), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert [e["event"] for e in json_lines(out)] == ["start", "end"]
+    last = err.strip().splitlines()[-1]
+    assert last == (f"error: 4 MQTT message(s) not delivered: broker 127.0.0.1:{port} unreachable at the end of "
+                    f"the stream (the events are on stdout)"), err
+    assert "Traceback" not in err and "warning: 4 MQTT" not in err
+
+
+def test_a_restarted_listener_clears_the_on_state_a_killed_one_left(jingle_db, broker, tmp_path):
+    """kill -9 while a sound is on leaves its retained ON (nobody said OFF); the next start says OFF for
+    every sound it owns before it hears anything."""
+    db, sound = jingle_db
+    state = "audio2mqtt/crash/mario_dies/state"
+    subscriber = Subscriber(broker.port, [state])
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_DIR / "listen.py"), "--stdin", "--fingerprints", str(db),
+         "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--device-name", "crash"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_DIR)
+    try:  # the pipe stays open after the jingle: the sound is still on when the listener dies
+        process.stdin.write(pcm_bytes(np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]), fmt="s16le"))
+        process.stdin.flush()
+        got = subscriber.wait_for(lambda m: (state, "ON", False) in m, timeout=30)
+        assert (state, "ON", False) in got, process.stderr.read1().decode() if process.poll() is not None else got
+        process.kill()
+    finally:
+        process.kill()
+        process.wait()
+    assert retained(broker.port, state) == {state: "ON"}  # what a crash leaves behind
+
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(2 * SAMPLE_RATE, np.float32))
+    assert listen.main(["--file", str(silence), "--fingerprints", str(db), "--mqtt-host", "127.0.0.1",
+                        "--mqtt-port", str(broker.port), "--device-name", "crash"]) == 0
+    got = subscriber.wait_for(lambda m: m[-1] == (state, "OFF", False), timeout=10)
+    subscriber.close()
+    assert [p for _, p, _ in got] == ["OFF", "ON", "OFF"]  # each start says OFF first
+    assert retained(broker.port, state) == {state: "OFF"}
 
 
 def test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install(jingle_db, tmp_path):
