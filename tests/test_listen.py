@@ -24,6 +24,7 @@ from alsa_microphone import AlsaMicrophone
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, noise, tone, write_wav
 from detection import StreamFramer
+from listen_config import ListenConfig
 from mosquitto_broker import Broker, Subscriber, free_port, issue_server_cert, make_ca, retained
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, read_credentials
 from params import LISTEN_WINDOW_SAMPLES, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR, SAMPLE_RATE, YAMNET
@@ -205,7 +206,7 @@ def test_clashing_flags_are_usage_errors(argv, message, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--classes", "Bicycle bel"], "error: unknown class name 'Bicycle bel'; did you mean: Bicycle bell"),
     (["--custom", "--models", "{tmp}/none"], "error: no trained model in"),
-    (["--classes", "Speech", "--threshold", "Speach=0.5"], "error: --threshold 'Speach=0.5': unknown class name"),
+    (["--classes", "Speech", "--threshold", "Speach=0.5"], "error: --threshold or [sounds]: 'Speach' is not a sound this listener detects (its sounds: Speech)"),
     (["--classes", "Speech", "--threshold", "2"], "error: --threshold '2' must be a number from 0 to 1"),
 ], ids=["unknown-class", "missing-model", "threshold-label", "threshold-value"])
 def test_bad_input_is_one_line_before_any_model_load(argv, message, tmp_path, capsys):
@@ -698,6 +699,23 @@ def test_a_label_both_trained_and_fingerprinted_is_one_sensor_on_while_either_me
     assert configs == ["homeassistant/binary_sensor/both/digit/config"]
 
 
+def test_a_sounds_own_min_frames_and_threshold_in_the_config_file_apply_to_its_yamnet_events(
+        digit_model, digit_stream, tmp_path, capsys):
+    path, _, truth = digit_stream
+    config = tmp_path / "audio2mqtt.toml"
+    config.write_text(f'[input]\nfile = "{path}"\n[detect]\ncustom = true\nmodels = "{digit_model}"\n'
+                      f'[sounds.digit]\nmin_frames = 50\n')
+    assert listen.main(["--config", str(config)]) == 0
+    assert json_lines(capsys.readouterr().out) == []  # a burst lasts 3-4 windows, not 50
+    config.write_text(config.read_text().replace("min_frames = 50", "threshold = 0.0"))
+    assert listen.main(["--config", str(config)]) == 0
+    events = json_lines(capsys.readouterr().out)
+    assert [e["event"] for e in events] == ["start", "end"]  # at 0 every window is "digit": one event
+    assert events[1]["duration_s"] > STREAM_S - 2
+    assert listen.main(["--config", str(config), "--threshold", "digit=0.5"]) == 0  # the flag wins
+    assert_events_match(json_lines(capsys.readouterr().out), truth)
+
+
 def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     db, sound = jingle_db
     wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]))
@@ -758,6 +776,103 @@ def test_a_restarted_listener_clears_the_on_state_a_killed_one_left(jingle_db, b
     subscriber.close()
     assert [p for _, p, _ in got] == ["OFF", "ON", "OFF"]  # each start says OFF first
     assert retained(broker.port, state) == {state: "OFF"}
+
+
+def two_replays(sound: np.ndarray, path: Path, onsets=(2.0, 9.0), seconds: float = 13.0) -> Path:
+    """The jingle twice in quiet noise, written to `path`."""
+    stream = noise(seconds, amplitude=0.01, seed=4)
+    for onset in onsets:
+        at = round(onset * SAMPLE_RATE)
+        stream[at:at + len(sound)] += sound
+    return write_wav(path, stream)
+
+
+def test_a_config_file_holds_the_flags_settings_and_flags_given_beside_it_win(jingle_db, tmp_path, capsys):
+    """Input, exact sounds, a sound's own cooldown and an MQTT login with credentials, all from the file
+    (its relative paths are relative to it); --device-name on the command line beats the file's."""
+    db, sound = jingle_db
+    broker = Broker(tmp_path / "broker", users={"listener": "s3cret"}).start()
+    two_replays(sound, tmp_path / "conf" / "game.wav")
+    config = tmp_path / "conf" / "audio2mqtt.toml"
+    config.write_text(f"""[input]
+file = "game.wav"
+
+[detect]
+fingerprints = "{db}"
+
+[sounds.mario_dies]
+cooldown = 30.0
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+username = "listener"
+password = "s3cret"
+device_name = "from-file"
+""")
+    subscriber = Subscriber(broker.port, ["audio2mqtt/#"], username="listener", password="s3cret")
+    try:
+        code = listen.main(["--config", str(config), "--device-name", "from-flag"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert f"listening to {tmp_path / 'conf' / 'game.wav'} for mario_dies" in err
+        events = json_lines(out)
+        assert [e["event"] for e in events] == ["start", "end"]  # the replay 7 s later falls in the cooldown
+        got = subscriber.wait_for(lambda m: ("audio2mqtt/from-flag/availability", "offline", False) in m, timeout=10)
+        assert [json.loads(p) for t, p, _ in got if t == "audio2mqtt/from-flag/event"] == events
+        assert not any("from-file" in t for t, _, _ in got)
+
+        assert listen.main(["--config", str(config), "--device-name", "from-flag", "--cooldown", "0"]) == 0
+        assert len(json_lines(capsys.readouterr().out)) == 2  # a sound's own setting beats the general flag
+    finally:
+        subscriber.close()
+        broker.stop()
+    config.write_text(config.read_text().replace("[sounds.mario_dies]\ncooldown = 30.0\n", ""))
+    assert listen.main(["--config", str(config), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(free_port())]) == 1
+    assert [e["event"] for e in json_lines(capsys.readouterr().out)] == ["start", "end"] * 2
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[input]\nfile = 'a.wav'\n\n[detect]\ncustom = true\nthresold = 0.5\n",
+     "{path} line 6: unknown key 'thresold' in [detect] (known: custom, classes, fingerprints, models, threshold,"),
+    ("[input]\nfile = 'a.wav'\n[detcet]\ncustom = true\n", "{path} line 3: unknown table 'detcet' (tables: [input],"),
+    ("verbose = true\n", "{path} line 1: unknown key 'verbose'"),
+    ("[input]\nfile = 'a.wav'\n[detect]\ncustom = 'yes'\n", "{path} line 4: 'custom' must be true or false, got 'yes'"),
+    ('[detect]\ncustom = true\n[sounds."Door bell"]\nthreshold = 0.7\ncooldwn = 5\n',
+     "{path} line 5: unknown key 'cooldwn' in [sounds.Door bell] (known: threshold, min_frames, cooldown)"),
+    ("[detect]\ncustom = true\n[sounds.bell]\nthreshold = 1.5\n",
+     "{path} line 4: threshold must be a number from 0 to 1, got 1.5"),
+    ("[detect\n", "config {path} is not valid TOML"),
+], ids=["key", "table", "top-level", "type", "sound-key", "sound-threshold", "toml"])
+def test_a_config_file_mistake_is_one_line_naming_the_key_and_its_line(text, message, tmp_path, capsys):
+    path = tmp_path / "audio2mqtt.toml"
+    path.write_text(text)
+    assert listen.main(["--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + message.format(path=path)) and err.count("\n") == 1, err
+
+
+def test_print_config_shows_the_effective_settings_reads_back_and_never_prints_credentials(jingle_db, tmp_path,
+                                                                                          capsys, monkeypatch):
+    db, _ = jingle_db
+    config = tmp_path / "audio2mqtt.toml"
+    config.write_text(f"""[input]\nstdin = true\nrate = 48000\n[detect]\nfingerprints = "{db}"\n
+[sounds.mario_dies]\ncooldown = 10\n[mqtt]\nhost = "broker.lan"\nusername = "me"\npassword = "hunter2"\n""")
+    assert listen.main(["--config", str(config), "--print-config", "--cooldown", "2.5", "--ha-discovery"]) == 0
+    printed = capsys.readouterr().out
+    assert "hunter2" not in printed and 'password = "***"' in printed and 'username = "***"' in printed
+    assert "cooldown = 2.5" in printed and "ha_discovery = true" in printed and "rate = 48000" in printed
+    assert '[sounds."mario_dies"]\ncooldown = 10.0' in printed
+    again = tmp_path / "printed.toml"
+    again.write_text(printed)
+    assert listen.main(["--config", str(again), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed  # what it prints, it reads back as the same settings
+
+    monkeypatch.setenv(MQTT_PASSWORD_ENV_VAR, "from-env")  # credentials from the environment: masked too
+    monkeypatch.setenv(MQTT_USERNAME_ENV_VAR, "env-user")
+    assert listen.main(["--stdin", "--fingerprints", str(db), "--mqtt-host", "h", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "from-env" not in printed and "env-user" not in printed and 'password = "***"' in printed
 
 
 def test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install(jingle_db, tmp_path):
@@ -862,9 +977,6 @@ def test_evaluate_stream_with_unlabelled_classes_or_labels_of_another_recording(
 
 
 def test_labels_that_share_a_topic_name_are_named_in_one_error():
-    from types import SimpleNamespace
-
-    args = SimpleNamespace(mqtt_config=None, mqtt_host="127.0.0.1", mqtt_port=1883, tls=False, cafile=None,
-                           device_name="den", topic_prefix=None, ha_prefix=None, ha_discovery=False, queue_size=None)
+    cfg = ListenConfig(file=Path("x.wav"), classes="Speech", mqtt_host="127.0.0.1", device_name="den")
     with pytest.raises(MqttError, match=r"labels 'door bell' and 'door-bell' share one topic name \(door_bell\)"):
-        listen.make_publisher(args, ["door bell", "glass", "door-bell"])
+        listen.make_publisher(cfg, ["door bell", "glass", "door-bell"])
