@@ -32,6 +32,7 @@ from detection import (
     parse_min_frames,
     parse_thresholds,
 )
+from evidence import EvidenceRecorder
 from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
 from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, to_toml
 from model import ModelError, check_model_dir, read_model_json
@@ -39,6 +40,7 @@ from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, defau
 from params import (
     CLASS_NAMES_FILENAME,
     DEFAULT_MODELS_DIR,
+    EVIDENCE,
     LISTEN,
     MQTT_CONFIG_FILE,
     MQTT_PASSWORD_ENV_VAR,
@@ -105,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
     detect.add_argument("--backend", choices=BACKENDS, default=None,
                         help="auto (the default): TFLite when its models exist (~100 MB of memory instead of ~900), else TensorFlow")
+
+    evidence = parser.add_argument_group("evidence clips (the audio of each event, FLAC)")
+    evidence.add_argument("--evidence", type=Path, metavar="DIR", dest="evidence_dir",
+                          help=f"save each event's audio ({EVIDENCE.before_seconds:g} s before to "
+                               f"{EVIDENCE.after_seconds:g} s after) in DIR; events carry its file name")
+    evidence.add_argument("--evidence-max-mb", type=float, default=None,
+                          help=f"the folder's size limit: the oldest clips go beyond it (default {EVIDENCE.max_megabytes:g})")
+    evidence.add_argument("--evidence-max-days", type=float, default=None,
+                          help=f"clips older than this are deleted (default {EVIDENCE.max_days:g})")
 
     mqtt = parser.add_argument_group(
         "MQTT", f"credentials: ${MQTT_USERNAME_ENV_VAR} and ${MQTT_PASSWORD_ENV_VAR}, "
@@ -245,9 +256,10 @@ class YamnetListener:
                 for event in self.detector.update(start / SAMPLE_RATE, self.score(window))]
 
 
-def run(source, listeners: list, emit, check=lambda: None) -> None:
+def run(source, listeners: list, emit, check=lambda: None, on_audio=lambda chunk: None) -> None:
     """Feed the source to every listener (YamnetListener, FingerprintListener); `emit` each event;
-    `check` may raise. At the end of the stream, or on Ctrl+C/SIGTERM, events still on are ended.
+    `check` may raise; `on_audio` gets each chunk after its events. At the end of the stream, or on
+    Ctrl+C/SIGTERM, events still on are ended.
     Each event says how much of the stream had been heard when it came (`heard_s`): minus `offset_s`,
     a start event's delay."""
     heard = 0
@@ -262,6 +274,7 @@ def run(source, listeners: list, emit, check=lambda: None) -> None:
             heard += len(chunk)
             for listener in listeners:
                 emit_all(listener.push(chunk))
+            on_audio(chunk)
             check()
         for listener in listeners:
             emit_all(listener.flush())
@@ -354,7 +367,16 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
     # a label may be both a trained class and a fingerprinted sound: one sensor, ON while either hears it
     firing = list(dict.fromkeys(label for listener in listeners for label in listener.labels))
 
+    recorder = None
+    if cfg.evidence_dir is not None:
+        try:
+            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days)
+        except OSError as e:
+            raise AudioError(f"cannot use evidence folder {cfg.evidence_dir}: {e.strerror}") from e
+
     def emit(event: dict) -> None:
+        if recorder:
+            recorder.on_event(event)
         event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
         event["source"] = source.name
         print(json.dumps(event), flush=True)
@@ -375,7 +397,11 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
         if model_meta.get("operating_points") and overridden:
             print("(--threshold/--min-frames given: they replace the operating point where they apply)",
                   file=sys.stderr, flush=True)
-    run(source, listeners, emit, check)
+    try:
+        run(source, listeners, emit, check, on_audio=recorder.push if recorder else lambda chunk: None)
+    finally:
+        if recorder:
+            recorder.finish()
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audio_source import PCM_FORMATS
-from params import LISTEN, YAMNET
+from params import EVIDENCE, LISTEN, YAMNET
 from tflite_backend import BACKENDS
 MASK = "***"  # what --print-config shows instead of a credential
 
@@ -69,6 +69,10 @@ class ListenConfig:
     ha_discovery: bool = False
     ha_prefix: str | None = None
     queue_size: int | None = None
+    # [evidence]: the audio of each event as FLAC
+    evidence_dir: Path | None = None
+    evidence_max_mb: float = EVIDENCE.max_megabytes
+    evidence_max_days: float = EVIDENCE.max_days
 
     @property
     def finite(self) -> bool:
@@ -93,14 +97,16 @@ KEYS = (
     ("mqtt", "device_name", "device_name", str), ("mqtt", "topic_prefix", "topic_prefix", str),
     ("mqtt", "ha_discovery", "ha_discovery", bool), ("mqtt", "ha_prefix", "ha_prefix", str),
     ("mqtt", "queue_size", "queue_size", int),
+    ("evidence", "dir", "evidence_dir", Path), ("evidence", "max_mb", "evidence_max_mb", float),
+    ("evidence", "max_days", "evidence_max_days", float),
 )
 SOUND_KEYS = {"threshold": float, "min_frames": int, "cooldown": float}
-TABLES = ("input", "detect", "sounds", "mqtt")
+TABLES = ("input", "detect", "sounds", "mqtt", "evidence")
 SOURCES = ("device", "file", "stdin")
 # Settings that only mean something with an MQTT host.
 MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
              "ha_prefix", "queue_size")
-FLAG = {"mqtt_host": "--mqtt-host", "mqtt_port": "--mqtt-port", "mqtt_config": "--mqtt-config"}
+FLAG = {"mqtt_host": "--mqtt-host", "mqtt_port": "--mqtt-port", "mqtt_config": "--mqtt-config", "evidence_dir": "--evidence"}
 
 
 def flag(name: str) -> str:
@@ -282,6 +288,8 @@ def check(cfg: ListenConfig) -> None:
         raise ConfigError("--min-frames must be at least 1")
     if cfg.cooldown < 0:
         raise ConfigError("--cooldown cannot be negative")
+    if cfg.evidence_max_mb <= 0 or cfg.evidence_max_days <= 0:
+        raise ConfigError("--evidence-max-mb and --evidence-max-days must be more than 0")
     if not 0 < cfg.hop <= YAMNET.patch_window_seconds:
         raise ConfigError(f"--hop must be more than 0 and at most {YAMNET.patch_window_seconds} seconds")
     if cfg.mqtt_host is None:

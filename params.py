@@ -180,3 +180,19 @@ LISTEN = ListenDefaults()
 MQTT_USERNAME_ENV_VAR = "AUDIO2MQTT_MQTT_USERNAME"
 MQTT_PASSWORD_ENV_VAR = "AUDIO2MQTT_MQTT_PASSWORD"
 MQTT_CONFIG_FILE = "~/.config/audio2mqtt/mqtt.toml"  # [mqtt] username = "..." password = "..."
+
+
+@dataclass(frozen=True)
+class EvidenceDefaults:
+    """Evidence clips: the audio of each event, kept as FLAC so a false alarm can be heard and fed back."""
+
+    before_seconds: float = 2.0     # audio kept before an event's start ...
+    after_seconds: float = 1.0      # ... and after its end
+    buffer_seconds: float = 60.0    # recent audio held in memory (1 s = 64 kB); a longer event keeps its last part
+    max_megabytes: float = 500.0    # the folder's limit: the oldest clips go first beyond it ...
+    max_days: float = 30.0          # ... and every clip older than this
+    false_alarm_folder: str = "background/false_alarms"  # under the training folder: what "Not a <sound>" feeds
+
+
+EVIDENCE = EvidenceDefaults()
+DEFAULT_TRAINING_DIR = PROJECT_DIR / "training"

@@ -875,6 +875,58 @@ def test_print_config_shows_the_effective_settings_reads_back_and_never_prints_c
     assert "from-env" not in printed and "env-user" not in printed and 'password = "***"' in printed
 
 
+def test_each_event_saves_its_audio_as_flac_named_in_its_json_and_on_mqtt(jingle_db, broker, tmp_path, capsys):
+    import soundfile
+
+    db, sound = jingle_db
+    stream_path = two_replays(sound, tmp_path / "game.wav")
+    stream = load_audio_16k_mono(stream_path)
+    evidence = tmp_path / "evidence"
+    subscriber = Subscriber(broker.port, ["audio2mqtt/ev/event"])
+    code = listen.main(["--file", str(stream_path), "--fingerprints", str(db), "--evidence", str(evidence),
+                        "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--device-name", "ev"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = json_lines(out)
+    assert [e["event"] for e in events] == ["start", "end"] * 2
+    got = subscriber.wait_for(lambda m: len(m) >= 4, timeout=10)
+    subscriber.close()
+    assert [json.loads(p) for _, p, _ in got] == events  # MQTT carries the file name too
+    assert sorted(p.name for p in evidence.iterdir()) == sorted({e["evidence"] for e in events})  # no temp files left
+    for start, end in zip(events[::2], events[1::2]):
+        assert start["id"] == end["id"] and start["evidence"] == end["evidence"] == start["id"] + ".flac"
+        audio, rate = soundfile.read(str(evidence / start["evidence"]), dtype="float32")
+        first = round((start["offset_s"] - 2.0) * SAMPLE_RATE)  # 2 s before the start to 1 s after the end
+        expected = stream[first:round((end["offset_s"] + 1.0) * SAMPLE_RATE)]
+        assert rate == SAMPLE_RATE and len(audio) == len(expected)
+        np.testing.assert_allclose(audio, expected, atol=2 / 32768)  # the stream itself, 16-bit
+
+
+def test_the_evidence_folder_keeps_within_its_size_and_age_limits(jingle_db, tmp_path, capsys):
+    db, sound = jingle_db
+    stream_path = two_replays(sound, tmp_path / "game.wav")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    old = evidence / "20200101-000000-mario_dies-fingerprint-1.flac"
+    old.write_bytes(b"an old clip")
+    os.utime(old, (time.time() - 8 * 86400,) * 2)
+    notes = evidence / "notes.txt"  # not a clip: never touched
+    notes.write_text("mine")
+    assert listen.main(["--file", str(stream_path), "--fingerprints", str(db), "--evidence", str(evidence),
+                        "--evidence-max-days", "7"]) == 0
+    capsys.readouterr()
+    clips = sorted(evidence.glob("*.flac"))
+    assert old not in clips and len(clips) == 2 and notes.read_text() == "mine"
+    biggest = max(p.stat().st_size for p in clips)
+    for clip in clips:
+        clip.unlink()
+    limit_mb = 1.5 * biggest / 1e6  # room for one clip, not two
+    assert listen.main(["--file", str(stream_path), "--fingerprints", str(db), "--evidence", str(evidence),
+                        "--evidence-max-mb", str(limit_mb)]) == 0
+    events = json_lines(capsys.readouterr().out)
+    assert [p.name for p in evidence.glob("*.flac")] == [events[-1]["evidence"]]  # the newest stays
+
+
 def test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install(jingle_db, tmp_path):
     """requirements-fingerprints.txt leaves TensorFlow, tensorflow-hub and ai-edge-litert out (as if they
     were not installed here): exact sounds still work, and a YAMNet command is one line naming the install."""
