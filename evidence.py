@@ -6,6 +6,7 @@ back into training. Pure numpy plus soundfile; listen.py owns the wiring.
 import datetime
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ def clip_id(when: datetime.datetime, label: str, method: str, n: int) -> str:
 
 @dataclass
 class _Pending:
+    label: str
     clip_id: str
     start_s: float
     end_s: float | None = None
@@ -73,6 +75,8 @@ class EvidenceRecorder:
         self.buffer = RingBuffer(round(buffer_s * SAMPLE_RATE))
         self.clock = clock
         self.written: list[Path] = []
+        self._last_clip: dict[str, Path] = {}  # label -> its latest clip: what "Not a <label>" moves
+        self._lock = threading.Lock()  # the MQTT thread takes clips while the audio thread writes them
         self._pending: dict[tuple[str, str], _Pending] = {}  # (label, method) -> its event's clip
         self._ending: list[_Pending] = []
         self._count = 0
@@ -88,7 +92,7 @@ class EvidenceRecorder:
         key = (event["label"], event.get("method", ""))
         if event["event"] == "start":
             self._count += 1
-            clip = self._pending[key] = _Pending(clip_id(self.clock(), event["label"], key[1], self._count),
+            clip = self._pending[key] = _Pending(event["label"], clip_id(self.clock(), event["label"], key[1], self._count),
                                                  event["offset_s"])
         else:
             clip = self._pending.pop(key, None)
@@ -97,6 +101,12 @@ class EvidenceRecorder:
             clip.end_s = event["offset_s"]
             self._ending.append(clip)
         event["id"], event["evidence"] = clip.clip_id, clip.clip_id + CLIP_SUFFIX
+
+    def take_last(self, label: str) -> Path | None:
+        """The label's latest clip, if still there; forgotten, so a second press does not move another."""
+        with self._lock:
+            path = self._last_clip.pop(label, None)
+        return path if path is not None and path.is_file() else None
 
     def finish(self) -> None:
         """End of stream: write what is waiting, with whatever end margin was heard."""
@@ -114,6 +124,8 @@ class EvidenceRecorder:
         with atomic_output(path) as tmp:
             soundfile.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
         self.written.append(path)
+        with self._lock:
+            self._last_clip[clip.label] = path
         self.prune()
 
     def prune(self) -> list[Path]:

@@ -32,7 +32,7 @@ from detection import (
     parse_min_frames,
     parse_thresholds,
 )
-from evidence import EvidenceRecorder
+from evidence import EvidenceRecorder, find_clip, move_to_training
 from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
 from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, to_toml
 from model import ModelError, check_model_dir, read_model_json
@@ -40,6 +40,7 @@ from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, defau
 from params import (
     CLASS_NAMES_FILENAME,
     DEFAULT_MODELS_DIR,
+    DEFAULT_TRAINING_DIR,
     EVIDENCE,
     LISTEN,
     MQTT_CONFIG_FILE,
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"the folder's size limit: the oldest clips go beyond it (default {EVIDENCE.max_megabytes:g})")
     evidence.add_argument("--evidence-max-days", type=float, default=None,
                           help=f"clips older than this are deleted (default {EVIDENCE.max_days:g})")
+    evidence.add_argument("--training", type=Path, metavar="DIR", dest="training_dir",
+                          help=f"training folder: a \"Not a <sound>\" press moves that sound's last clip to "
+                               f"DIR/{EVIDENCE.false_alarm_folder}/ (default {DEFAULT_TRAINING_DIR})")
 
     mqtt = parser.add_argument_group(
         "MQTT", f"credentials: ${MQTT_USERNAME_ENV_VAR} and ${MQTT_PASSWORD_ENV_VAR}, "
@@ -200,8 +204,9 @@ def with_credentials(cfg: ListenConfig, environ=os.environ) -> ListenConfig:
     return dataclasses.replace(cfg, mqtt_username=username, mqtt_password=password)
 
 
-def make_publisher(cfg: ListenConfig, labels: list[str]) -> MqttPublisher:
-    """The publisher for `labels`; credentials as with_credentials put them in `cfg`."""
+def make_publisher(cfg: ListenConfig, labels: list[str], on_feedback=None) -> MqttPublisher:
+    """The publisher for `labels`; credentials as with_credentials put them in `cfg`; `on_feedback(label)`
+    for its "Not a <label>" presses."""
     settings = MqttSettings(host=cfg.mqtt_host, port=cfg.mqtt_port or (LISTEN.mqtt_tls_port if cfg.tls else LISTEN.mqtt_port),
                             username=cfg.mqtt_username, password=cfg.mqtt_password, tls=cfg.tls, cafile=cfg.cafile)
     device_name = cfg.device_name or default_device_name()
@@ -216,7 +221,7 @@ def make_publisher(cfg: ListenConfig, labels: list[str]) -> MqttPublisher:
             raise MqttError(f"labels {' and '.join(repr(c) for c in clash)} share one topic name ({topic_name}): "
                             f"rename one (a class folder or a fingerprint label)")
     return MqttPublisher(settings, topics, labels, device_name, ha_discovery=cfg.ha_discovery,
-                         queue_size=cfg.queue_size or LISTEN.queue_size)
+                         queue_size=cfg.queue_size or LISTEN.queue_size, on_feedback=on_feedback)
 
 
 class _Stop(BaseException):
@@ -345,9 +350,27 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
         listeners.append(fingerprints)
     if labels or not use_yamnet:
         check_sounds(cfg, labels, exact_labels)
+    recorder, feedback = None, None
+    if cfg.evidence_dir is not None:
+        try:
+            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days)
+        except OSError as e:
+            raise AudioError(f"cannot use evidence folder {cfg.evidence_dir}: {e.strerror}") from e
+
+        def feedback(label: str) -> None:  # "Not a <label>" pressed (MQTT's thread): its last clip is a false alarm
+            clip = recorder.take_last(label)
+            if clip is None:
+                message = f"no evidence clip of {label} to move (none since the listener started, or moved already)"
+            else:
+                try:
+                    message = describe_move(clip, move_to_training(clip, cfg.training_dir or DEFAULT_TRAINING_DIR))
+                except OSError as e:
+                    message = f"cannot move {clip} into {cfg.training_dir or DEFAULT_TRAINING_DIR}: {e.strerror}"
+            print(f"feedback: {message}", file=sys.stderr, flush=True)
+
     source = open_source(cfg)
     if cfg.mqtt_host and (labels or not use_yamnet):
-        publisher = make_publisher(cfg, [label for label in labels if can_fire(label)] + exact_labels)
+        publisher = make_publisher(cfg, [label for label in labels if can_fire(label)] + exact_labels, feedback)
         opened.append(publisher)
         publisher.start()
     if use_yamnet:
@@ -359,20 +382,13 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
         detector = EventDetector(labels, thresholds, LISTEN.min_frames, cfg.cooldown, label_min_frames=min_frames,
                                  label_cooldowns=sound_values(cfg, "cooldown", labels))
         if cfg.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
-            publisher = make_publisher(cfg, detector.firing_labels + exact_labels)
+            publisher = make_publisher(cfg, detector.firing_labels + exact_labels, feedback)
             opened.append(publisher)
             publisher.start()
         framer = StreamFramer(hop_samples=round(cfg.hop * SAMPLE_RATE))
         listeners.insert(0, YamnetListener(score, detector, framer))
     # a label may be both a trained class and a fingerprinted sound: one sensor, ON while either hears it
     firing = list(dict.fromkeys(label for listener in listeners for label in listener.labels))
-
-    recorder = None
-    if cfg.evidence_dir is not None:
-        try:
-            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days)
-        except OSError as e:
-            raise AudioError(f"cannot use evidence folder {cfg.evidence_dir}: {e.strerror}") from e
 
     def emit(event: dict) -> None:
         if recorder:
@@ -405,6 +421,46 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
     return 0
 
 
+def describe_move(clip: Path, target: Path) -> str:
+    training = target.parents[len(Path(EVIDENCE.false_alarm_folder).parts)]
+    return (f"moved {clip.name} to {target.parent}/: a false alarm to learn from; "
+            f"run python train.py {training} <model folder> again")
+
+
+def feedback_main(argv) -> int:
+    """`listen.py feedback EVENT_ID`: the event was a false alarm; move its evidence clip into training."""
+    parser = argparse.ArgumentParser(prog="listen.py feedback",
+                                     description="Mark an event as a false alarm: its evidence clip moves to "
+                                                 f"<training>/{EVIDENCE.false_alarm_folder}/, for train.py to learn.")
+    parser.add_argument("event_id", help="the event's id (or its evidence file name), from its JSON")
+    parser.add_argument("--config", type=Path, metavar="TOML", help="take the evidence and training folders from it")
+    parser.add_argument("--evidence", type=Path, metavar="DIR", help="the evidence folder (default: [evidence] dir)")
+    parser.add_argument("--training", type=Path, metavar="DIR",
+                        help=f"the training folder (default: [evidence] training, else {DEFAULT_TRAINING_DIR})")
+    args = parser.parse_args(argv)
+    try:
+        values = load_config_file(args.config)[0] if args.config else {}
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    evidence_dir = args.evidence or values.get("evidence_dir")
+    if evidence_dir is None:
+        parser.error("which evidence folder? --evidence DIR, or --config with [evidence] dir")
+    clip = find_clip(evidence_dir, args.event_id)
+    if clip is None:
+        print(f"error: no evidence clip for {args.event_id!r} in {evidence_dir} (moved already, or older than the "
+              f"folder keeps clips)", file=sys.stderr)
+        return 1
+    training = args.training or values.get("training_dir") or DEFAULT_TRAINING_DIR
+    try:
+        target = move_to_training(clip, training)
+    except OSError as e:
+        print(f"error: cannot move {clip} into {training}: {e.strerror}", file=sys.stderr)
+        return 1
+    print(describe_move(clip, target))
+    return 0
+
+
 def read_config(args, parser) -> ListenConfig:
     """The effective, checked config: --config's file, then the flags given. ConfigError for a bad file
     or value; settings that clash are parser errors, like clashing flags."""
@@ -419,6 +475,9 @@ def read_config(args, parser) -> ListenConfig:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["feedback"]:
+        return feedback_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_devices:

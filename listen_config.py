@@ -73,6 +73,7 @@ class ListenConfig:
     evidence_dir: Path | None = None
     evidence_max_mb: float = EVIDENCE.max_megabytes
     evidence_max_days: float = EVIDENCE.max_days
+    training_dir: Path | None = None  # where "Not a <sound>" moves a clip (under background/false_alarms/)
 
     @property
     def finite(self) -> bool:
@@ -98,7 +99,7 @@ KEYS = (
     ("mqtt", "ha_discovery", "ha_discovery", bool), ("mqtt", "ha_prefix", "ha_prefix", str),
     ("mqtt", "queue_size", "queue_size", int),
     ("evidence", "dir", "evidence_dir", Path), ("evidence", "max_mb", "evidence_max_mb", float),
-    ("evidence", "max_days", "evidence_max_days", float),
+    ("evidence", "max_days", "evidence_max_days", float), ("evidence", "training", "training_dir", Path),
 )
 SOUND_KEYS = {"threshold": float, "min_frames": int, "cooldown": float}
 TABLES = ("input", "detect", "sounds", "mqtt", "evidence")
@@ -106,7 +107,8 @@ SOURCES = ("device", "file", "stdin")
 # Settings that only mean something with an MQTT host.
 MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
              "ha_prefix", "queue_size")
-FLAG = {"mqtt_host": "--mqtt-host", "mqtt_port": "--mqtt-port", "mqtt_config": "--mqtt-config", "evidence_dir": "--evidence"}
+FLAG = {"mqtt_host": "--mqtt-host", "mqtt_port": "--mqtt-port", "mqtt_config": "--mqtt-config", "evidence_dir": "--evidence",
+        "training_dir": "--training"}
 
 
 def flag(name: str) -> str:
@@ -288,6 +290,8 @@ def check(cfg: ListenConfig) -> None:
         raise ConfigError("--min-frames must be at least 1")
     if cfg.cooldown < 0:
         raise ConfigError("--cooldown cannot be negative")
+    if cfg.training_dir is not None and cfg.evidence_dir is None:
+        raise ConfigError("--training only applies with --evidence (feedback moves evidence clips into it)")
     if cfg.evidence_max_mb <= 0 or cfg.evidence_max_days <= 0:
         raise ConfigError("--evidence-max-mb and --evidence-max-days must be more than 0")
     if not 0 < cfg.hop <= YAMNET.patch_window_seconds:

@@ -4,7 +4,9 @@ Topics under a prefix (default audio2mqtt/<device name>):
     <prefix>/event          one JSON object per event (QoS 1, not retained)
     <prefix>/<label>/state  ON / OFF (retained)
     <prefix>/availability   online / offline (retained; offline is also the last will)
+    <prefix>/<label>/not_this   PRESS: the last event of <label> was a false alarm (with feedback on)
     homeassistant/binary_sensor/<node>/<label>/config   Home Assistant discovery (retained, optional)
+    homeassistant/button/<node>/<label>_not_this/config  its "Not a <label>" button (with feedback on)
 
 Events wait in a bounded queue (when full the oldest is dropped, with a warning) and go to paho
 one at a time, each after the broker acknowledged the previous one, so a reconnect never loses
@@ -101,6 +103,22 @@ class Topics:
     def discovery(self, label: str) -> str:
         return f"{self.discovery_prefix}/binary_sensor/{self.node}/{slug(label)}/config"
 
+    def not_this(self, label: str) -> str:
+        """The command topic of the label's false-alarm button."""
+        return f"{self.prefix}/{slug(label)}/not_this"
+
+    def button_discovery(self, label: str) -> str:
+        return f"{self.discovery_prefix}/button/{self.node}/{slug(label)}_not_this/config"
+
+
+def _device(topics: Topics, device_name: str) -> dict:
+    return {
+        "identifiers": [f"audio2mqtt_{topics.node}"],
+        "name": f"audio2mqtt {device_name}",
+        "manufacturer": "audio2mqtt",
+        "model": "audio2mqtt sound listener",
+    }
+
 
 def discovery_config(topics: Topics, label: str, device_name: str) -> dict:
     """Home Assistant MQTT discovery payload: one binary sensor (device class `sound`) per label."""
@@ -114,12 +132,22 @@ def discovery_config(topics: Topics, label: str, device_name: str) -> dict:
         "availability_topic": topics.availability,
         "payload_available": "online",
         "payload_not_available": "offline",
-        "device": {
-            "identifiers": [f"audio2mqtt_{topics.node}"],
-            "name": f"audio2mqtt {device_name}",
-            "manufacturer": "audio2mqtt",
-            "model": "audio2mqtt sound listener",
-        },
+        "device": _device(topics, device_name),
+    }
+
+
+def button_config(topics: Topics, label: str, device_name: str) -> dict:
+    """Home Assistant MQTT discovery payload of a label's "Not a <label>" button (false-alarm feedback)."""
+    return {
+        "name": f"Not a {label}",
+        "unique_id": f"audio2mqtt_{topics.node}_{slug(label)}_not_this",
+        "command_topic": topics.not_this(label),
+        "payload_press": "PRESS",
+        "icon": "mdi:thumb-down",
+        "availability_topic": topics.availability,
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": _device(topics, device_name),
     }
 
 
@@ -142,13 +170,18 @@ class MqttPublisher:
 
     def __init__(self, settings: MqttSettings, topics: Topics, labels: list[str], device_name: str,
                  ha_discovery: bool = False, queue_size: int = LISTEN.queue_size, log=_stderr,
-                 reconnect_seconds: tuple[float, float] = (LISTEN.reconnect_min_seconds, LISTEN.reconnect_max_seconds)):
+                 reconnect_seconds: tuple[float, float] = (LISTEN.reconnect_min_seconds, LISTEN.reconnect_max_seconds),
+                 on_feedback=None):
+        """`on_feedback(label)`: listen on each label's not_this topic (and, with discovery, offer its
+        button); a press calls it, on paho's network thread."""
         import paho.mqtt.client as mqtt
 
         self.settings, self.topics, self.labels = settings, topics, list(dict.fromkeys(labels))
         self.device_name, self.ha_discovery, self.queue_size, self.log = device_name, ha_discovery, queue_size, log
         self.fatal: str | None = None
         self.dropped = 0
+        self.on_feedback = on_feedback
+        self._by_command = {topics.not_this(label): label for label in self.labels}
         # OFF for every label we own until an event says otherwise, re-sent on every connect: a listener
         # killed while a sound was ON leaves that retained ON, and its restart clears it
         self._states = {label: "OFF" for label in self.labels}
@@ -179,6 +212,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
 
@@ -270,6 +304,11 @@ class MqttPublisher:
 
     # --- internals -------------------------------------------------------------------------------
 
+    def _on_message(self, client, userdata, message) -> None:
+        label = self._by_command.get(message.topic)
+        if label is not None and message.payload.decode(errors="replace").strip().upper() == "PRESS":
+            self.on_feedback(label)
+
     def _enqueue(self, topic: str, payload: str, retain: bool) -> None:
         with self._cond:
             if len(self._pending) >= self.queue_size:
@@ -328,6 +367,11 @@ class MqttPublisher:
             for label in self.labels:
                 client.publish(self.topics.discovery(label),
                                json.dumps(discovery_config(self.topics, label, self.device_name)), qos=1, retain=True)
+                if self.on_feedback:
+                    client.publish(self.topics.button_discovery(label),
+                                   json.dumps(button_config(self.topics, label, self.device_name)), qos=1, retain=True)
+        if self.on_feedback:
+            client.subscribe([(topic, 1) for topic in self._by_command])
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         with self._cond:
             states = dict(self._states)

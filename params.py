@@ -136,6 +136,8 @@ class StreamTrainingDefaults:
     max_threshold: float = 0.99999         # ... to here, evenly in logit
     threshold_steps: int = 120
     max_min_frames: int = 4                # windows to start/end an event: 1 .. this
+    false_alarm_copies: int = 4            # a clip fed back as "Not a <sound>" (background/false_alarms/) trains
+                                           # this many times more than another background clip: a hard negative
 
 
 STREAM = StreamTrainingDefaults()

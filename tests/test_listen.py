@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import train
 from audio_source import StreamResampler, decode_pcm, open_pcm
 from alsa_microphone import AlsaMicrophone
 from audio_util import load_audio_16k_mono
+from audio_files import MUSIC_DIR
 from conftest import PROJECT_DIR, noise, tone, write_wav
 from detection import StreamFramer
 from listen_config import ListenConfig
@@ -716,6 +718,86 @@ def test_a_sounds_own_min_frames_and_threshold_in_the_config_file_apply_to_its_y
     assert_events_match(json_lines(capsys.readouterr().out), truth)
 
 
+ROBIN = "456440__inspectorj__bird-whistling-robin-single-13.ogg"  # a real robin's call, 2.7 s
+
+
+def test_the_not_a_button_moves_a_false_alarm_into_training_and_train_py_learns_it(
+        digit_model, fsdd_dir, broker, tmp_path, capsys, monkeypatch):
+    """The digit model (digits vs noise) takes a real robin's call for a digit. "Not a digit", pressed in
+    Home Assistant after that event, moves its clip into training/background/false_alarms/; train.py again
+    on the same folder; on the same recording the robin no longer fires and the digits are still found."""
+    training = tmp_path / "training"
+    shutil.copytree(digit_model.parent / "training", training)
+    robin = load_audio_16k_mono(MUSIC_DIR / ROBIN)
+    robin_at, digit_at = 2.15, 10.31
+    robin_span = (robin_at, robin_at + len(robin) / SAMPLE_RATE)
+    stream = noise(16.0, amplitude=NOISE_LEVEL, seed=7)
+    for at_s, sound in ((robin_at, 0.5 * robin / np.abs(robin).max()), (digit_at, digit_burst(fsdd_dir, 0))):
+        at = round(at_s * SAMPLE_RATE)
+        stream[at:at + len(sound)] += sound
+    stream = np.clip(stream, -1, 1)
+    path = write_wav(tmp_path / "garden.wav", stream)
+
+    def robin_starts(events):
+        return [e for e in events if e["event"] == "start" and robin_span[0] - HOP_S <= e["offset_s"] <= robin_span[1]]
+
+    def digit_starts(events):
+        return [e for e in events if e["event"] == "start" and abs(e["offset_s"] - digit_at) <= HOP_S]
+
+    evidence = tmp_path / "evidence"
+    read_fd, write_fd = os.pipe()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(os.fdopen(read_fd, "rb")))
+    subscriber = Subscriber(broker.port, ["audio2mqtt/garden/#", "homeassistant/#"])
+    result = {}
+    listener = threading.Thread(target=lambda: result.setdefault("code", listen.main(
+        ["--stdin", "--format", "f32le", "--custom", "--models", str(digit_model), "--evidence", str(evidence),
+         "--training", str(training), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port),
+         "--device-name", "garden", "--ha-discovery"])))
+
+    def published(messages):
+        return [json.loads(p) for t, p, _ in messages if t == "audio2mqtt/garden/event"]
+
+    try:
+        listener.start()
+        os.write(write_fd, pcm_bytes(stream[:round(7.5 * SAMPLE_RATE)]))  # the robin, not yet the digits
+        got = subscriber.wait_for(lambda m: any(e["event"] == "end" for e in robin_starts(published(m)) and published(m)),
+                                  timeout=60)
+        false_alarm = robin_starts(published(got))
+        assert false_alarm, published(got)  # before the feedback, the robin fires
+        clip = evidence / false_alarm[0]["evidence"]
+        deadline = time.monotonic() + 30
+        while not clip.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        button = json.loads(retained(broker.port, "homeassistant/button/garden/#")[
+            "homeassistant/button/garden/digit_not_this/config"])
+        assert button["name"] == "Not a digit" and button["payload_press"] == "PRESS"
+        subscriber.client.publish(button["command_topic"], "PRESS", qos=1)
+        moved = training / "background" / "false_alarms" / clip.name
+        while not moved.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert moved.is_file() and not clip.exists()
+        os.write(write_fd, pcm_bytes(stream[round(7.5 * SAMPLE_RATE):]))
+        os.close(write_fd)
+        write_fd = None
+        listener.join(timeout=60)
+        assert result["code"] == 0
+    finally:
+        if write_fd is not None:
+            os.close(write_fd)
+        listener.join(timeout=10)
+        subscriber.close()
+    out, err = capsys.readouterr()
+    assert f"feedback: moved {clip.name} to {moved.parent}/" in err
+    assert digit_starts(json_lines(out))
+
+    assert train.main([str(training), str(tmp_path / "model"), "--epochs", "30", "--cv", "2",
+                       "--cache-dir", str(digit_model.parent / "cache"), "--quiet"]) == 0
+    assert "false-alarm frames" in capsys.readouterr().out
+    assert listen.main(["--file", str(path), "--custom", "--models", str(tmp_path / "model")]) == 0
+    events = json_lines(capsys.readouterr().out)
+    assert robin_starts(events) == [] and digit_starts(events), events
+
+
 def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     db, sound = jingle_db
     wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]))
@@ -925,6 +1007,25 @@ def test_the_evidence_folder_keeps_within_its_size_and_age_limits(jingle_db, tmp
                         "--evidence-max-mb", str(limit_mb)]) == 0
     events = json_lines(capsys.readouterr().out)
     assert [p.name for p in evidence.glob("*.flac")] == [events[-1]["evidence"]]  # the newest stays
+
+
+def test_feedback_moves_an_events_clip_into_training_as_a_false_alarm(jingle_db, tmp_path, capsys):
+    db, sound = jingle_db
+    evidence, training = tmp_path / "evidence", tmp_path / "training"
+    assert listen.main(["--file", str(two_replays(sound, tmp_path / "game.wav")), "--fingerprints", str(db),
+                        "--evidence", str(evidence)]) == 0
+    first = json_lines(capsys.readouterr().out)[0]
+    assert listen.main(["feedback", first["id"], "--evidence", str(evidence), "--training", str(training)]) == 0
+    out = capsys.readouterr().out
+    moved = training / "background" / "false_alarms" / first["evidence"]
+    assert moved.is_file() and not (evidence / first["evidence"]).exists() and len(list(evidence.iterdir())) == 1
+    assert out.startswith(f"moved {first['evidence']} to {moved.parent}/") and f"python train.py {training} " in out
+    assert listen.main(["feedback", first["id"], "--evidence", str(evidence), "--training", str(training)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no evidence clip for {first['id']!r} in {evidence}") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        listen.main(["feedback", first["id"]])
+    assert exit_info.value.code == 2 and "which evidence folder?" in capsys.readouterr().err
 
 
 def test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install(jingle_db, tmp_path):
