@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from class_map import ClassMapError, find_class_indices
-from params import BACKGROUND_CLASS, LISTEN, LISTEN_WINDOW_SAMPLES, YAMNET
+from params import BACKGROUND_CLASS, HEALTH, LISTEN, LISTEN_WINDOW_SAMPLES, YAMNET
 
 
 class DetectionError(Exception):
@@ -244,6 +244,29 @@ class EventDetector:
         state.active, state.run = False, 0
         state.quiet_until_s = state.last_above_s + self.cooldowns[self.labels.index(label)]
         return event
+
+
+class LevelMeter:
+    """The level of a stream, in dBFS, once per `every_samples` of audio (a live listener's "what does it
+    hear" sensor): push chunks, get the levels of the periods they complete."""
+
+    def __init__(self, every_samples: int):
+        self.every = every_samples
+        self._sum, self._count = 0.0, 0
+
+    def push(self, samples: np.ndarray) -> list[float]:
+        levels = []
+        samples = np.asarray(samples, dtype=np.float64)
+        while len(samples):
+            take = samples[:self.every - self._count]
+            self._sum += float(np.square(take).sum())
+            self._count += len(take)
+            samples = samples[len(take):]
+            if self._count == self.every:
+                mean = self._sum / self._count
+                levels.append(round(max(10 * math.log10(mean), HEALTH.floor_dbfs), 1) if mean > 0 else HEALTH.floor_dbfs)
+                self._sum, self._count = 0.0, 0
+        return levels
 
 
 class SensorStates:

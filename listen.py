@@ -20,12 +20,15 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from audio_source import PCM_FORMATS, SourceError, list_input_devices, open_device, open_file, open_pcm
-from audio_util import AudioError, detach_closed_stdout
+from audio_util import AudioError, detach_closed_stdout, rms_dbfs
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import (
     DetectionError,
     EventDetector,
+    LevelMeter,
     StreamFramer,
     can_fire,
     parse_class_list,
@@ -42,6 +45,7 @@ from params import (
     DEFAULT_MODELS_DIR,
     DEFAULT_TRAINING_DIR,
     EVIDENCE,
+    HEALTH,
     LISTEN,
     MQTT_CONFIG_FILE,
     MQTT_PASSWORD_ENV_VAR,
@@ -120,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     evidence.add_argument("--training", type=Path, metavar="DIR", dest="training_dir",
                           help=f"training folder: a \"Not a <sound>\" press moves that sound's last clip to "
                                f"DIR/{EVIDENCE.false_alarm_folder}/ (default {DEFAULT_TRAINING_DIR})")
+
+    health = parser.add_argument_group("health")
+    health.add_argument("--min-level-dbfs", type=float, default=None, metavar="DBFS",
+                        help=f"energy gate: windows quieter than this skip YAMNet (saves CPU in a quiet room; "
+                             f"e.g. {HEALTH.suggested_min_level_dbfs:g}); default: off")
+    health.add_argument("--level-seconds", type=float, default=None,
+                        help=f"with --mqtt-host: publish the level heard (dBFS) every this many seconds of audio "
+                             f"(default {HEALTH.level_seconds:g})")
 
     mqtt = parser.add_argument_group(
         "MQTT", f"credentials: ${MQTT_USERNAME_ENV_VAR} and ${MQTT_PASSWORD_ENV_VAR}, "
@@ -234,12 +246,16 @@ def _raise_stop(signum, frame):
 
 
 class YamnetListener:
-    """YAMNet windows -> scores -> events, with the interface of fingerprint.FingerprintListener."""
+    """YAMNet windows -> scores -> events, with the interface of fingerprint.FingerprintListener.
+    With `min_level_dbfs`, a quieter window skips YAMNet and scores 0 for every label (the energy gate:
+    silence costs no inference); `windows` and `skipped` count them."""
 
     METHOD = "yamnet"
 
-    def __init__(self, score, detector: EventDetector, framer: StreamFramer):
+    def __init__(self, score, detector: EventDetector, framer: StreamFramer, min_level_dbfs: float | None = None):
         self.score, self.detector, self.framer = score, detector, framer
+        self.min_level_dbfs = min_level_dbfs
+        self.windows = self.skipped = 0
 
     @property
     def labels(self) -> list[str]:
@@ -258,7 +274,14 @@ class YamnetListener:
 
     def _feed(self, windows) -> list[dict]:
         return [dict(event, method=self.METHOD) for start, window in windows
-                for event in self.detector.update(start / SAMPLE_RATE, self.score(window))]
+                for event in self.detector.update(start / SAMPLE_RATE, self._scores(window))]
+
+    def _scores(self, window):
+        self.windows += 1
+        if self.min_level_dbfs is not None and rms_dbfs(window) < self.min_level_dbfs:
+            self.skipped += 1
+            return np.zeros(len(self.detector.labels), np.float32)
+        return self.score(window)
 
 
 def run(source, listeners: list, emit, check=lambda: None, on_audio=lambda chunk: None) -> None:
@@ -386,7 +409,7 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
             opened.append(publisher)
             publisher.start()
         framer = StreamFramer(hop_samples=round(cfg.hop * SAMPLE_RATE))
-        listeners.insert(0, YamnetListener(score, detector, framer))
+        listeners.insert(0, YamnetListener(score, detector, framer, cfg.min_level_dbfs))
     # a label may be both a trained class and a fingerprinted sound: one sensor, ON while either hears it
     firing = list(dict.fromkeys(label for listener in listeners for label in listener.labels))
 
@@ -413,11 +436,23 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
         if model_meta.get("operating_points") and overridden:
             print("(--threshold/--min-frames given: they replace the operating point where they apply)",
                   file=sys.stderr, flush=True)
+    meter = LevelMeter(round(cfg.level_seconds * SAMPLE_RATE)) if publisher else None
+
+    def on_audio(chunk) -> None:
+        if recorder:
+            recorder.push(chunk)
+        for level in meter.push(chunk) if meter else ():
+            publisher.publish_level(level)
+
     try:
-        run(source, listeners, emit, check, on_audio=recorder.push if recorder else lambda chunk: None)
+        run(source, listeners, emit, check, on_audio)
     finally:
         if recorder:
             recorder.finish()
+        for listener in listeners:
+            if getattr(listener, "min_level_dbfs", None) is not None:
+                print(f"energy gate: {listener.skipped} of {listener.windows} window(s) below "
+                      f"{listener.min_level_dbfs:g} dBFS skipped YAMNet", file=sys.stderr, flush=True)
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audio_source import PCM_FORMATS
-from params import EVIDENCE, LISTEN, YAMNET
+from params import EVIDENCE, HEALTH, LISTEN, YAMNET
 from tflite_backend import BACKENDS
 MASK = "***"  # what --print-config shows instead of a credential
 
@@ -74,6 +74,9 @@ class ListenConfig:
     evidence_max_mb: float = EVIDENCE.max_megabytes
     evidence_max_days: float = EVIDENCE.max_days
     training_dir: Path | None = None  # where "Not a <sound>" moves a clip (under background/false_alarms/)
+    # [health]
+    min_level_dbfs: float | None = None  # the energy gate; None: every window goes to YAMNet
+    level_seconds: float = HEALTH.level_seconds
 
     @property
     def finite(self) -> bool:
@@ -100,9 +103,10 @@ KEYS = (
     ("mqtt", "queue_size", "queue_size", int),
     ("evidence", "dir", "evidence_dir", Path), ("evidence", "max_mb", "evidence_max_mb", float),
     ("evidence", "max_days", "evidence_max_days", float), ("evidence", "training", "training_dir", Path),
+    ("health", "min_level_dbfs", "min_level_dbfs", float), ("health", "level_seconds", "level_seconds", float),
 )
 SOUND_KEYS = {"threshold": float, "min_frames": int, "cooldown": float}
-TABLES = ("input", "detect", "sounds", "mqtt", "evidence")
+TABLES = ("input", "detect", "sounds", "mqtt", "evidence", "health")
 SOURCES = ("device", "file", "stdin")
 # Settings that only mean something with an MQTT host.
 MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
@@ -268,7 +272,7 @@ def check(cfg: ListenConfig) -> None:
                        ("--min-frames", cfg.min_frames is not None
                         or any(s.min_frames is not None for s in cfg.sounds.values())),
                        ("--yamnet", cfg.yamnet), ("--hop", cfg.hop != YAMNET.patch_hop_seconds),
-                       ("--backend", cfg.backend != "auto"))
+                       ("--backend", cfg.backend != "auto"), ("--min-level-dbfs", cfg.min_level_dbfs is not None))
         for name, given in yamnet_only:
             if given:
                 raise ConfigError(f"{name} applies to --custom or --classes, not to --fingerprints alone")
@@ -292,6 +296,8 @@ def check(cfg: ListenConfig) -> None:
         raise ConfigError("--cooldown cannot be negative")
     if cfg.training_dir is not None and cfg.evidence_dir is None:
         raise ConfigError("--training only applies with --evidence (feedback moves evidence clips into it)")
+    if cfg.level_seconds <= 0:
+        raise ConfigError("--level-seconds must be more than 0")
     if cfg.evidence_max_mb <= 0 or cfg.evidence_max_days <= 0:
         raise ConfigError("--evidence-max-mb and --evidence-max-days must be more than 0")
     if not 0 < cfg.hop <= YAMNET.patch_window_seconds:

@@ -5,8 +5,11 @@ Topics under a prefix (default audio2mqtt/<device name>):
     <prefix>/<label>/state  ON / OFF (retained)
     <prefix>/availability   online / offline (retained; offline is also the last will)
     <prefix>/<label>/not_this   PRESS: the last event of <label> was a false alarm (with feedback on)
+    <prefix>/level          dBFS of the audio heard, every few seconds (QoS 0, only while connected)
+    <prefix>/heard          {"event_type": <label>, ...} per start event, for HA's event entity (with discovery)
     homeassistant/binary_sensor/<node>/<label>/config   Home Assistant discovery (retained, optional)
     homeassistant/button/<node>/<label>_not_this/config  its "Not a <label>" button (with feedback on)
+    homeassistant/sensor/<node>/level/config, homeassistant/event/<node>/heard/config  the listener's own
 
 Events wait in a bounded queue (when full the oldest is dropped, with a warning) and go to paho
 one at a time, each after the broker acknowledged the previous one, so a reconnect never loses
@@ -103,6 +106,17 @@ class Topics:
     def discovery(self, label: str) -> str:
         return f"{self.discovery_prefix}/binary_sensor/{self.node}/{slug(label)}/config"
 
+    @property
+    def level(self) -> str:
+        return f"{self.prefix}/level"
+
+    @property
+    def heard(self) -> str:
+        return f"{self.prefix}/heard"
+
+    def entity_discovery(self, component: str, object_id: str) -> str:
+        return f"{self.discovery_prefix}/{component}/{self.node}/{object_id}/config"
+
     def not_this(self, label: str) -> str:
         """The command topic of the label's false-alarm button."""
         return f"{self.prefix}/{slug(label)}/not_this"
@@ -134,6 +148,23 @@ def discovery_config(topics: Topics, label: str, device_name: str) -> dict:
         "payload_not_available": "offline",
         "device": _device(topics, device_name),
     }
+
+
+def _listener_entity(topics: Topics, device_name: str, object_id: str) -> dict:
+    return {"unique_id": f"audio2mqtt_{topics.node}_{object_id}", "availability_topic": topics.availability,
+            "payload_available": "online", "payload_not_available": "offline", "device": _device(topics, device_name)}
+
+
+def level_config(topics: Topics, device_name: str) -> dict:
+    """Home Assistant discovery payload of the listener's level sensor (dBFS of what it hears)."""
+    return {"name": "Sound level", "state_topic": topics.level, "unit_of_measurement": "dBFS",
+            "state_class": "measurement", "icon": "mdi:waveform", **_listener_entity(topics, device_name, "level")}
+
+
+def heard_config(topics: Topics, device_name: str, labels: list[str]) -> dict:
+    """Home Assistant discovery payload of the listener's event entity: one event per sound heard."""
+    return {"name": "Heard", "state_topic": topics.heard, "event_types": list(labels),
+            **_listener_entity(topics, device_name, "heard")}
 
 
 def button_config(topics: Topics, label: str, device_name: str) -> dict:
@@ -275,6 +306,15 @@ class MqttPublisher:
         self._enqueue(self.topics.event, json.dumps(event), False)
         if state is not None:
             self._enqueue(self.topics.state(event["label"]), state, True)
+        if self.ha_discovery and event["event"] == "start":  # HA's event entity wants "event_type"
+            self._enqueue(self.topics.heard, json.dumps({"event_type": event["label"], **event}), False)
+
+    def publish_level(self, dbfs: float) -> None:
+        """The level sensor's value: sent at once while connected, else dropped (a stale level is no news)."""
+        with self._cond:
+            connected = self._connected and not self._closing
+        if connected:
+            self._client.publish(self.topics.level, f"{dbfs:.1f}", qos=0, retain=False)
 
     def close(self, timeout: float = LISTEN.shutdown_flush_seconds, warn: bool = True) -> int:
         """Deliver what is queued (waiting up to `timeout`, also for a reconnect), publish `offline`,
@@ -364,6 +404,10 @@ class MqttPublisher:
             return
         # Session-level messages first; queued events follow in order from the sender thread.
         if self.ha_discovery:
+            client.publish(self.topics.entity_discovery("sensor", "level"),
+                           json.dumps(level_config(self.topics, self.device_name)), qos=1, retain=True)
+            client.publish(self.topics.entity_discovery("event", "heard"),
+                           json.dumps(heard_config(self.topics, self.device_name, self.labels)), qos=1, retain=True)
             for label in self.labels:
                 client.publish(self.topics.discovery(label),
                                json.dumps(discovery_config(self.topics, label, self.device_name)), qos=1, retain=True)

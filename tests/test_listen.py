@@ -315,6 +315,39 @@ def test_file_stream_events_at_known_offsets_published_with_discovery(digit_mode
     assert config["unique_id"] == "audio2mqtt_test_pi_digit"
 
 
+def test_health_energy_gate_level_sensor_and_event_entity(digit_model, digit_stream, broker, capsys):
+    """The gate skips YAMNet on the hiss between the bursts and the events stay where they were; the level
+    sensor says, every 2 s of audio, the dBFS of what was heard; HA's event entity gets one event per start."""
+    path, waveform, truth = digit_stream
+    subscriber = Subscriber(broker.port, ["audio2mqtt/health/#", "homeassistant/#"])
+    code = listen.main(["--file", str(path), "--custom", "--models", str(digit_model), "--min-level-dbfs", "-22",
+                        "--level-seconds", "2", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port),
+                        "--device-name", "health", "--ha-discovery"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = json_lines(out)
+    assert_events_match(events, truth)
+    skipped, windows = map(int, re.search(r"energy gate: (\d+) of (\d+) window\(s\) below -22 dBFS", err).groups())
+    framer = StreamFramer()
+    assert windows == len(framer.push(waveform)) + len(framer.flush())
+    assert 0.3 * windows < skipped < windows  # the hiss (about -26 dBFS) is skipped, the bursts are not
+
+    got = subscriber.wait_for(lambda m: ("audio2mqtt/health/availability", "offline", False) in m, timeout=10)
+    subscriber.close()
+    levels = [float(p) for t, p, _ in got if t == "audio2mqtt/health/level"]
+    blocks = waveform[:len(waveform) // (2 * SAMPLE_RATE) * 2 * SAMPLE_RATE].reshape(-1, 2 * SAMPLE_RATE)
+    expected = 10 * np.log10(np.mean(blocks.astype(np.float64) ** 2, axis=1))
+    np.testing.assert_allclose(levels, expected, atol=0.06)
+    heard = [json.loads(p) for t, p, _ in got if t == "audio2mqtt/health/heard"]
+    assert [h["event_type"] for h in heard] == ["digit", "digit"]
+    assert [h["offset_s"] for h in heard] == [e["offset_s"] for e in events if e["event"] == "start"]
+    kept = retained(broker.port, "homeassistant/#")
+    entity = json.loads(kept["homeassistant/event/health/heard/config"])
+    assert entity["event_types"] == ["digit"] and entity["state_topic"] == "audio2mqtt/health/heard"
+    sensor = json.loads(kept["homeassistant/sensor/health/level/config"])
+    assert sensor["state_topic"] == "audio2mqtt/health/level" and sensor["unit_of_measurement"] == "dBFS"
+
+
 def test_stdin_at_44k_stereo_gives_the_same_events(digit_model, digit_stream, capsys, monkeypatch):
     path, waveform, truth = digit_stream
     raw = pcm_bytes(waveform, 44100, 2, "s16le")
@@ -697,7 +730,7 @@ def test_a_label_both_trained_and_fingerprinted_is_one_sensor_on_while_either_me
             assert payload == ("ON" if on else "OFF"), (payload, on, got)
     assert most_on == 2  # the two methods did overlap on the second burst
     assert states == ["OFF", "ON", "OFF", "ON", "OFF"]  # OFF at connect, then one ON/OFF per burst
-    configs = [t for t in retained(broker.port, "homeassistant/#") if "/both/" in t]
+    configs = [t for t in retained(broker.port, "homeassistant/binary_sensor/#") if "/both/" in t]
     assert configs == ["homeassistant/binary_sensor/both/digit/config"]
 
 
