@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -22,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_source import PCM_FORMATS, SourceError, list_input_devices, open_device, open_file, open_pcm
+from audio_source import (
+    PCM_FORMATS,
+    SourceError,
+    list_input_devices,
+    open_command,
+    open_device_waiting,
+    open_file,
+    open_pcm,
+)
 from audio_util import AudioError, detach_closed_stdout, rms_dbfs
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import (
@@ -77,13 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--device", metavar="NAME|INDEX", help="sound card input: index or part of its name")
     source.add_argument("--file", type=Path, help="an audio file played as a stream")
     source.add_argument("--stdin", action="store_true", default=None, help="raw PCM on stdin (e.g. from ffmpeg -f s16le - or arecord -t raw)")
+    source.add_argument("--command", metavar='"PROGRAM ARGS"',
+                        help="a program that prints raw PCM (as --stdin takes it), started by listen.py and restarted "
+                             "with back-off when it exits or stalls, e.g. \"ffmpeg -loglevel error -i rtsp://camera/stream "
+                             "-f s16le -ac 1 -ar 16000 -\"")
     source.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     source_opts = parser.add_argument_group("source options")
     source_opts.add_argument("--realtime", action="store_true", default=None, help="with --file: play at real-time speed instead of as fast as possible")
-    source_opts.add_argument("--rate", type=int, default=None, help=f"with --stdin: sample rate in Hz (default {SAMPLE_RATE})")
-    source_opts.add_argument("--channels", type=int, default=None, help="with --stdin: interleaved channels, averaged to mono (default 1)")
+    source_opts.add_argument("--rate", type=int, default=None,
+                             help=f"with --stdin or --command: sample rate in Hz (default {SAMPLE_RATE})")
+    source_opts.add_argument("--channels", type=int, default=None,
+                             help="with --stdin or --command: interleaved channels, averaged to mono (default 1)")
     source_opts.add_argument("--format", choices=sorted(PCM_FORMATS), default=None,
-                             help="with --stdin: sample format, as ffmpeg's -f (default s16le)")
+                             help="with --stdin or --command: sample format, as ffmpeg's -f (default s16le)")
+    source_opts.add_argument("--stall-seconds", type=float, default=None,
+                             help=f"with --command or --device: restart it (reopen it) after this long without audio "
+                                  f"(default {LISTEN.stall_seconds:g})")
 
     group = parser.add_argument_group("what to detect (--custom or --classes, and/or --fingerprints)")
     what = group.add_mutually_exclusive_group()
@@ -200,7 +218,10 @@ def open_source(cfg: ListenConfig):
         return open_file(cfg.file, realtime=cfg.realtime)
     if cfg.stdin:
         return open_pcm(sys.stdin.buffer, cfg.rate or SAMPLE_RATE, cfg.channels or 1, cfg.format or "s16le")
-    return open_device(cfg.device)
+    if cfg.command:
+        return open_command(shlex.split(cfg.command), cfg.rate or SAMPLE_RATE, cfg.channels or 1, cfg.format or "s16le",
+                            cfg.stall_seconds)
+    return open_device_waiting(cfg.device, cfg.stall_seconds)
 
 
 def with_credentials(cfg: ListenConfig, environ=os.environ) -> ListenConfig:

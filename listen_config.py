@@ -39,6 +39,8 @@ class ListenConfig:
     device: str | None = None
     file: Path | None = None
     stdin: bool = False
+    command: str | None = None         # a program printing raw PCM, run (and restarted) by listen.py
+    stall_seconds: float = LISTEN.stall_seconds
     realtime: bool = False
     rate: int | None = None
     channels: int | None = None
@@ -87,6 +89,7 @@ class ListenConfig:
 # (table, key in the file, ListenConfig field, type). Sounds are their own tables.
 KEYS = (
     ("input", "device", "device", str), ("input", "file", "file", Path), ("input", "stdin", "stdin", bool),
+    ("input", "command", "command", str), ("input", "stall_seconds", "stall_seconds", float),
     ("input", "realtime", "realtime", bool), ("input", "rate", "rate", int), ("input", "channels", "channels", int),
     ("input", "format", "format", str),
     ("detect", "custom", "custom", bool), ("detect", "classes", "classes", str),
@@ -107,7 +110,7 @@ KEYS = (
 )
 SOUND_KEYS = {"threshold": float, "min_frames": int, "cooldown": float}
 TABLES = ("input", "detect", "sounds", "mqtt", "evidence", "health")
-SOURCES = ("device", "file", "stdin")
+SOURCES = ("device", "file", "stdin", "command")
 # Settings that only mean something with an MQTT host.
 MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
              "ha_prefix", "queue_size")
@@ -255,7 +258,7 @@ def check(cfg: ListenConfig) -> None:
     """ConfigError for settings that make no sense together, before anything is loaded."""
     given_sources = [name for name in SOURCES if getattr(cfg, name)]
     if len(given_sources) != 1:
-        raise ConfigError("choose one audio source: --device, --file or --stdin (or one of them in [input])"
+        raise ConfigError("choose one audio source: --device, --file, --stdin or --command (or one of them in [input])"
                           if not given_sources else
                           f"{' and '.join(flag(n) for n in given_sources)} are two audio sources: choose one")
     if cfg.custom and cfg.classes:
@@ -281,8 +284,12 @@ def check(cfg: ListenConfig) -> None:
     if cfg.realtime and not cfg.file:
         raise ConfigError("--realtime only applies with --file")
     for name in ("rate", "channels", "format"):
-        if getattr(cfg, name) is not None and not cfg.stdin:
-            raise ConfigError(f"--{name} only applies with --stdin")
+        if getattr(cfg, name) is not None and not (cfg.stdin or cfg.command):
+            raise ConfigError(f"--{name} only applies with --stdin or --command")
+    if cfg.stall_seconds != LISTEN.stall_seconds and not (cfg.command or cfg.device):
+        raise ConfigError("--stall-seconds only applies with --command or --device")
+    if cfg.stall_seconds <= 0:
+        raise ConfigError("--stall-seconds must be more than 0")
     if cfg.format is not None and cfg.format not in PCM_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(sorted(PCM_FORMATS))}, got {cfg.format!r}")
     if cfg.backend not in BACKENDS:

@@ -170,6 +170,9 @@ class ListenDefaults:
     connect_timeout_seconds: float = 5.0  # wait for the broker's first answer, then listen anyway
     shutdown_flush_seconds: float = 5.0   # at exit, time allowed to deliver what is still queued
     keepalive_seconds: int = 30
+    stall_seconds: float = 10.0           # --command: no audio for this long is a stall: the command is restarted
+    restart_min_seconds: float = 1.0      # --command and a lost microphone: retried after this, doubling ...
+    restart_max_seconds: float = 60.0     # ... up to this; a run longer than this starts again from the minimum
     mqtt_port: int = 1883
     mqtt_tls_port: int = 8883
     topic_root: str = "audio2mqtt"        # topics are <topic_root>/<device name>/...

@@ -643,6 +643,62 @@ def test_device_stream_events_at_known_offsets(digit_model, digit_stream, tmp_pa
     assert {e["source"] for e in events} == {f"device:{microphone.name}"}
 
 
+def test_a_microphone_that_goes_away_is_waited_for_and_heard_again(jingle_db, tmp_path):
+    """The virtual microphone gives no more audio after the jingle, then goes away, as an unplugged one:
+    the listener says so, waits for it, reopens it when it is back and hears the jingle played again, in
+    one stream; it never exits by itself."""
+    db, sound = jingle_db
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound, np.zeros(SAMPLE_RATE, np.float32)])
+    microphone = AlsaMicrophone(tmp_path)
+    microphone.play(audio)
+    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "listen.py"), "--device", microphone.name,
+                                "--fingerprints", str(db), "--stall-seconds", "2"],
+                               env=microphone.env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    lines, errors, cond = [], [], threading.Condition()
+
+    def read(stream, into):
+        for line in stream:
+            with cond:
+                into.append(line)
+                cond.notify_all()
+
+    readers = [threading.Thread(target=read, args=(process.stdout, lines), daemon=True),
+               threading.Thread(target=read, args=(process.stderr, errors), daemon=True)]
+    for reader in readers:
+        reader.start()
+
+    def wait_for(predicate, timeout=60):
+        with cond:
+            cond.wait_for(predicate, timeout=timeout)
+
+    try:
+        wait_for(lambda: len(lines) >= 2)  # then the microphone gives nothing more, as one unplugged ...
+        wait_for(lambda: any("gave no audio for 2 s" in e for e in errors))
+        microphone.close()  # ... and is gone: its read returns, the listener closes it and waits for it
+        wait_for(lambda: any("waiting for the input device to come back" in e for e in errors))
+        microphone.reconnect()  # plugged in again
+        microphone.play(audio)
+        wait_for(lambda: len(lines) >= 4)
+        process.send_signal(signal.SIGTERM)
+        microphone.close()
+        process.wait(timeout=60)
+    finally:
+        microphone.close()
+        process.kill()
+        process.wait()
+    for reader in readers:
+        reader.join(timeout=10)
+    err = "".join(errors)
+    assert process.returncode == 0, err
+    assert f"warning: input device {microphone.name!r} gave no audio for 2 s\n" in err
+    assert f"input device {microphone.name!r} gave no audio for 2 s: waiting for the input device to come back" in err
+    assert f"input device device:{microphone.name} is back; listening again" in err
+    events = json_lines("".join(lines))
+    assert [e["event"] for e in events] == ["start", "end"] * 2, err
+    assert events[2]["offset_s"] > events[1]["offset_s"]  # one stream, before and after
+
+
 # --- exact sounds: --fingerprints (no TensorFlow) ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -1059,6 +1115,73 @@ def test_feedback_moves_an_events_clip_into_training_as_a_false_alarm(jingle_db,
     with pytest.raises(SystemExit) as exit_info:
         listen.main(["feedback", first["id"]])
     assert exit_info.value.code == 2 and "which evidence folder?" in capsys.readouterr().err
+
+
+PCM_PROGRAM = """import os, pathlib, sys, time
+runs = pathlib.Path(sys.argv[2])
+n = len(runs.read_text().split()) if runs.exists() else 0
+runs.write_text(runs.read_text() + f"{os.getpid()} " if runs.exists() else f"{os.getpid()} ")
+sys.stdout.buffer.write(pathlib.Path(sys.argv[1]).read_bytes())
+sys.stdout.buffer.flush()
+if n % 2 == 1:
+    time.sleep(600)  # every second run stalls: its audio stops but it never exits
+"""
+
+
+def test_a_command_input_is_restarted_when_it_exits_or_stalls_and_ends_with_the_listener(jingle_db, tmp_path):
+    """--command runs a program that prints PCM (ffmpeg in real life): here one that plays the jingle, then
+    exits or hangs by turns. listen.py restarts it each time, with back-off, and hears the jingle in every
+    run; SIGTERM ends the listener and the program it started."""
+    db, sound = jingle_db
+    pcm = tmp_path / "jingle.s16le"
+    pcm.write_bytes(pcm_bytes(np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound,
+                                              np.zeros(SAMPLE_RATE, np.float32)]), fmt="s16le"))
+    program, runs = tmp_path / "play.py", tmp_path / "runs.txt"
+    program.write_text(PCM_PROGRAM)
+    command = f"{sys.executable} {program} {pcm} {runs}"
+    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "listen.py"), "--command", command,
+                                "--fingerprints", str(db), "--stall-seconds", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_DIR, text=True)
+    lines, three_runs = [], threading.Event()
+
+    def read_stdout():
+        for line in process.stdout:
+            lines.append(line)
+            if len(lines) >= 6:
+                three_runs.set()
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    try:
+        three_runs.wait(timeout=60)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    reader.join(timeout=10)
+    assert process.returncode == 0, err
+    events = json_lines("".join(lines))
+    assert [e["event"] for e in events[:6]] == ["start", "end"] * 3, err
+    starts = [e["offset_s"] for e in events if e["event"] == "start"]
+    run_s = len(pcm.read_bytes()) / 2 / SAMPLE_RATE
+    assert all(later - earlier >= run_s - 0.1 for earlier, later in zip(starts, starts[1:]))  # stream time goes on
+    assert "warning: --command exited with code 0; restarting it in 1 s" in err
+    assert "warning: --command gave no audio for 1 s; restarting it in 2 s" in err
+    for pid in map(int, runs.read_text().split()):  # none left behind, the hanging ones included
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--command", "no-such-program-xyz -f s16le -"], "error: --command: 'no-such-program-xyz' not found"),
+    (["--file", "x.wav", "--stall-seconds", "3"], "--stall-seconds only applies with --command or --device"),
+])
+def test_command_input_mistakes(argv, message, jingle_db, capsys):
+    try:
+        code = listen.main(argv + ["--fingerprints", str(jingle_db[0])])
+    except SystemExit as e:
+        code = e.code
+    assert code in (1, 2) and message in capsys.readouterr().err
 
 
 def test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install(jingle_db, tmp_path):
