@@ -74,7 +74,6 @@ class EvidenceRecorder:
         self.before_s, self.after_s = before_s, after_s
         self.buffer = RingBuffer(round(buffer_s * SAMPLE_RATE))
         self.clock = clock
-        self.written: list[Path] = []
         self._last_clip: dict[str, Path] = {}  # label -> its latest clip: what "Not a <label>" moves
         self._lock = threading.Lock()  # the MQTT thread takes clips while the audio thread writes them
         self._pending: dict[tuple[str, str], _Pending] = {}  # (label, method) -> its event's clip
@@ -123,7 +122,6 @@ class EvidenceRecorder:
         path = self.folder / (clip.clip_id + CLIP_SUFFIX)
         with atomic_output(path) as tmp:
             soundfile.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-        self.written.append(path)
         with self._lock:
             self._last_clip[clip.label] = path
         self.prune()

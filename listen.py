@@ -6,6 +6,8 @@ sounds (fingerprints), tell MQTT.
     python listen.py --device USB --fingerprints models/fingerprints.sqlite --custom   # both methods
     ffmpeg -i rtsp://cam/stream -f s16le -ac 1 -ar 16000 - | python listen.py --stdin --custom \\
         --mqtt-host homeassistant.local --ha-discovery
+    python listen.py --config audio2mqtt.toml                       # all settings in a file (listen_config.py)
+    python listen.py feedback EVENT_ID --evidence evidence/         # that event was a false alarm
 
 Events go to stdout as JSON lines, always; with --mqtt-host also to MQTT (see mqtt_publisher.py).
 """
