@@ -23,8 +23,6 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
-
 from audio_source import (
     PCM_FORMATS,
     SourceError,
@@ -34,7 +32,7 @@ from audio_source import (
     open_file,
     open_pcm,
 )
-from audio_util import AudioError, detach_closed_stdout, rms_dbfs
+from audio_util import AudioError, detach_closed_stdout
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import (
     DetectionError,
@@ -49,6 +47,7 @@ from detection import (
 from evidence import EvidenceRecorder, find_clip, move_to_training
 from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
 from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, to_toml
+from live import Stop, YamnetListener, raise_stop, run
 from model import ModelError, check_model_dir, read_model_json
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
 from params import (
@@ -257,82 +256,6 @@ def make_publisher(cfg: ListenConfig, labels: list[str], on_feedback=None) -> Mq
                             f"rename one (a class folder or a fingerprint label)")
     return MqttPublisher(settings, topics, labels, device_name, ha_discovery=cfg.ha_discovery,
                          queue_size=cfg.queue_size or LISTEN.queue_size, on_feedback=on_feedback)
-
-
-class _Stop(BaseException):
-    """SIGTERM: end like Ctrl+C. A BaseException, like KeyboardInterrupt, because the signal may land
-    inside library code that catches Exception: TensorFlow turns one into a TypeError mid-inference."""
-
-
-def _raise_stop(signum, frame):
-    raise _Stop
-
-
-class YamnetListener:
-    """YAMNet windows -> scores -> events, with the interface of fingerprint.FingerprintListener.
-    With `min_level_dbfs`, a quieter window skips YAMNet and scores 0 for every label (the energy gate:
-    silence costs no inference); `windows` and `skipped` count them."""
-
-    METHOD = "yamnet"
-
-    def __init__(self, score, detector: EventDetector, framer: StreamFramer, min_level_dbfs: float | None = None):
-        self.score, self.detector, self.framer = score, detector, framer
-        self.min_level_dbfs = min_level_dbfs
-        self.windows = self.skipped = 0
-
-    @property
-    def labels(self) -> list[str]:
-        """The labels that can fire (as FingerprintListener.labels)."""
-        return self.detector.firing_labels
-
-    def push(self, samples) -> list[dict]:
-        return self._feed(self.framer.push(samples))
-
-    def flush(self) -> list[dict]:
-        """End of stream: the window holding its last samples (see StreamFramer.flush)."""
-        return self._feed(self.framer.flush())
-
-    def finish(self) -> list[dict]:
-        return [dict(event, method=self.METHOD) for event in self.detector.finish()]
-
-    def _feed(self, windows) -> list[dict]:
-        return [dict(event, method=self.METHOD) for start, window in windows
-                for event in self.detector.update(start / SAMPLE_RATE, self._scores(window))]
-
-    def _scores(self, window):
-        self.windows += 1
-        if self.min_level_dbfs is not None and rms_dbfs(window) < self.min_level_dbfs:
-            self.skipped += 1
-            return np.zeros(len(self.detector.labels), np.float32)
-        return self.score(window)
-
-
-def run(source, listeners: list, emit, check=lambda: None, on_audio=lambda chunk: None) -> None:
-    """Feed the source to every listener (YamnetListener, FingerprintListener); `emit` each event;
-    `check` may raise; `on_audio` gets each chunk after its events. At the end of the stream, or on
-    Ctrl+C/SIGTERM, events still on are ended.
-    Each event says how much of the stream had been heard when it came (`heard_s`): minus `offset_s`,
-    a start event's delay."""
-    heard = 0
-
-    def emit_all(events) -> None:
-        for event in events:
-            event["heard_s"] = round(heard / SAMPLE_RATE, 3)
-            emit(event)
-
-    try:
-        for chunk in source.chunks:
-            heard += len(chunk)
-            for listener in listeners:
-                emit_all(listener.push(chunk))
-            on_audio(chunk)
-            check()
-        for listener in listeners:
-            emit_all(listener.flush())
-    except (KeyboardInterrupt, _Stop):
-        print("stopping", file=sys.stderr)
-    for listener in listeners:
-        emit_all(listener.finish())
 
 
 def threshold_specs(cfg: ListenConfig, labels: list[str]) -> list[str]:
@@ -557,13 +480,13 @@ def main(argv=None) -> int:
     opened = []  # the MQTT publisher, once made
     code = 1
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_stop) if in_main_thread else None
+    previous_sigterm = signal.signal(signal.SIGTERM, raise_stop) if in_main_thread else None
     try:
         code = run_listener(with_credentials(cfg) if cfg.mqtt_host else cfg, opened)
     except (AudioError, ClassMapError, DetectionError, FingerprintError, ModelError, MqttError, SourceError,
             YamnetError) as e:
         print(f"error: {e}", file=sys.stderr)
-    except (KeyboardInterrupt, _Stop):  # during start-up: nothing to end
+    except (KeyboardInterrupt, Stop):  # during start-up: nothing to end
         code = 0
     except BrokenPipeError:  # whoever read our events (a pipe) went away
         detach_closed_stdout()

@@ -15,6 +15,7 @@ from pathlib import Path
 from audio_source import PCM_FORMATS
 from params import EVIDENCE, HEALTH, LISTEN, YAMNET
 from tflite_backend import BACKENDS
+
 MASK = "***"  # what --print-config shows instead of a credential
 
 
