@@ -652,7 +652,7 @@ def test_a_microphone_that_goes_away_is_waited_for_and_heard_again(jingle_db, tm
     microphone = AlsaMicrophone(tmp_path)
     microphone.play(audio)
     process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "listen.py"), "--device", microphone.name,
-                                "--fingerprints", str(db), "--stall-seconds", "2"],
+                                "--fingerprints", str(db), "--stall-seconds", "3"],
                                env=microphone.env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     lines, errors, cond = [], [], threading.Condition()
@@ -674,10 +674,12 @@ def test_a_microphone_that_goes_away_is_waited_for_and_heard_again(jingle_db, tm
 
     try:
         wait_for(lambda: len(lines) >= 2)  # then the microphone gives nothing more, as one unplugged ...
-        wait_for(lambda: any("gave no audio for 2 s" in e for e in errors))
+        wait_for(lambda: any("gave no audio for 3 s" in e for e in errors))
         microphone.close()  # ... and is gone: its read returns, the listener closes it and waits for it
         wait_for(lambda: any("waiting for the input device to come back" in e for e in errors))
         microphone.reconnect()  # plugged in again
+        # played once the listener has it open: PortAudio's probes while it looks for it may read from the FIFO
+        wait_for(lambda: any("is back; listening again" in e for e in errors))
         microphone.play(audio)
         wait_for(lambda: len(lines) >= 4)
         process.send_signal(signal.SIGTERM)
@@ -691,8 +693,8 @@ def test_a_microphone_that_goes_away_is_waited_for_and_heard_again(jingle_db, tm
         reader.join(timeout=10)
     err = "".join(errors)
     assert process.returncode == 0, err
-    assert f"warning: input device {microphone.name!r} gave no audio for 2 s\n" in err
-    assert f"input device {microphone.name!r} gave no audio for 2 s: waiting for the input device to come back" in err
+    assert f"warning: input device {microphone.name!r} gave no audio for 3 s\n" in err
+    assert f"input device {microphone.name!r} gave no audio for 3 s: waiting for the input device to come back" in err
     assert f"input device device:{microphone.name} is back; listening again" in err
     events = json_lines("".join(lines))
     assert [e["event"] for e in events] == ["start", "end"] * 2, err
