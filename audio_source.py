@@ -1,14 +1,19 @@
 """Live audio sources for listen.py: a sound card (sounddevice/PortAudio), a file played as a
-stream, or raw PCM on stdin. Each yields float32 mono 16 kHz chunks of about 0.1 s.
+stream, raw PCM on stdin, or raw PCM from a command listen.py runs (and restarts). Each yields
+float32 mono 16 kHz chunks of about 0.1 s.
 
 sounddevice is imported only for a device, so files and pipes work without PortAudio.
 """
 
 import math
 import queue
+import shutil
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -121,6 +126,86 @@ def open_pcm(stream, rate: int, channels: int, fmt: str, name: str = "stdin",
     return Source(name, chunks())
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def backoff_delays(first: float = LISTEN.restart_min_seconds, most: float = LISTEN.restart_max_seconds):
+    """Waits before each retry: first, doubling up to most."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(2 * delay, most)
+
+
+def open_command(argv: list[str], rate: int, channels: int, fmt: str, stall_s: float = LISTEN.stall_seconds,
+                 chunk_seconds: float = LISTEN.chunk_seconds, log=_log,
+                 restart_s: tuple[float, float] = (LISTEN.restart_min_seconds, LISTEN.restart_max_seconds)) -> Source:
+    """Raw PCM from a command's stdout (e.g. ffmpeg -i rtsp://... -f s16le -ac 1 -ar 16000 -), started here
+    and restarted with back-off when it exits or stalls (no audio for `stall_s`), as a camera stream
+    drops now and then. A command that cannot start at all is a SourceError; the stream never ends."""
+    if not argv or shutil.which(argv[0]) is None:  # before any model loads: a typo costs nothing
+        raise SourceError(f"--command: {argv[0] if argv else 'nothing'!r} not found: give the program's name or "
+                          f"path and its arguments, e.g. \"ffmpeg -i rtsp://camera -f s16le -ac 1 -ar 16000 -\"")
+    frame_bytes = channels * np.dtype(PCM_FORMATS[fmt][0]).itemsize
+    chunk_bytes = frame_bytes * max(1, round(rate * chunk_seconds))
+
+    def start() -> subprocess.Popen:
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        except OSError as e:
+            raise SourceError(f"cannot start --command {argv[0]!r}: {e.strerror}") from e
+
+    def pump(process: subprocess.Popen, blocks: queue.Queue) -> None:  # its own thread: a read may block forever
+        while data := process.stdout.read1(chunk_bytes):
+            blocks.put(data)
+        blocks.put(None)
+
+    def chunks():
+        process = start()  # the first start's failure is the user's to fix: an error, not a retry
+        delays = backoff_delays(*restart_s)
+        try:
+            while True:
+                started, blocks = time.monotonic(), queue.Queue()
+                threading.Thread(target=pump, args=(process, blocks), daemon=True).start()
+                resampler, pending = StreamResampler(rate), b""
+                while True:
+                    try:
+                        data = blocks.get(timeout=stall_s)
+                    except queue.Empty:
+                        why = f"gave no audio for {stall_s:g} s"
+                        break
+                    if data is None:
+                        process.wait()
+                        why = f"exited with code {process.returncode}"
+                        break
+                    data = pending + data
+                    whole = len(data) - len(data) % frame_bytes
+                    pending = data[whole:]
+                    yield sanitize(resampler.process(decode_pcm(data[:whole], fmt, channels)))
+                yield sanitize(resampler.flush())
+                process.kill()
+                process.wait()
+                if time.monotonic() - started > restart_s[1]:
+                    delays = backoff_delays(*restart_s)  # it ran a good while: start the back-off afresh
+                delay = next(delays)
+                log(f"warning: --command {why}; restarting it in {delay:g} s")
+                time.sleep(delay)
+                while True:
+                    try:
+                        process = start()
+                        break
+                    except SourceError as e:
+                        delay = next(delays)
+                        log(f"warning: {e}; trying again in {delay:g} s")
+                        time.sleep(delay)
+        finally:
+            process.kill()  # Ctrl+C, SIGTERM or an error downstream: the command goes with us
+            process.wait()
+
+    return Source(f"command:{Path(argv[0]).name}", chunks())
+
+
 def open_file(path, realtime: bool = False, chunk_seconds: float = LISTEN.chunk_seconds) -> Source:
     """A file read as a stream: as fast as possible, or paced like a live source with `realtime`."""
     waveform = load_audio_16k_mono(path)  # AudioError for a missing or unreadable file
@@ -162,8 +247,50 @@ def list_input_devices() -> list[str]:
     ]
 
 
-def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds) -> Source:
-    """A sound card input by index or (part of its) name; None is the system default.
+def open_device_waiting(spec: str | None, stall_s: float = LISTEN.stall_seconds, chunk_seconds: float = LISTEN.chunk_seconds,
+                        log=_log, restart_s: tuple[float, float] = (LISTEN.restart_min_seconds, LISTEN.restart_max_seconds)
+                        ) -> Source:
+    """open_device, and when the device goes away later (unplugged, a driver reset), wait for it with
+    back-off and go on listening: a service must not end because a USB microphone was replugged.
+    A device missing at start is still a SourceError (a typo should not wait forever)."""
+    first = open_device(spec, chunk_seconds, stall_s, log)
+
+    def chunks():
+        source = first
+        while True:
+            try:
+                yield from source.chunks
+                problem = "its stream ended"
+            except SourceError as e:
+                problem = str(e)
+            log(f"{problem}: waiting for the input device to come back")
+            for delay in backoff_delays(*restart_s):
+                time.sleep(delay)
+                try:
+                    _refresh_portaudio()
+                    source = open_device(spec, chunk_seconds, stall_s, log)
+                except SourceError:
+                    continue
+                log(f"input device {source.name} is back; listening again")
+                break
+
+    return Source(first.name, chunks())
+
+
+def _refresh_portaudio() -> None:
+    """PortAudio lists devices once, at initialisation: re-initialise it to see a replugged one."""
+    sd = import_sounddevice()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except (AttributeError, sd.PortAudioError):
+        pass  # an older sounddevice: the next open tries with what PortAudio knows
+
+
+def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds,
+                stall_s: float | None = None, log=_log) -> Source:
+    """A sound card input by index or (part of its) name; None is the system default. With `stall_s`,
+    no audio for that long is a SourceError (a microphone that went away without PortAudio noticing).
 
     Records at 16 kHz mono when the device allows it, else at its own rate, converted on the fly.
     """
@@ -203,14 +330,19 @@ def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds) -
 
     def chunks():
         resampler = StreamResampler(rate)
-        warned = False
+        warned, last_block = False, time.monotonic()
         try:
             while True:
                 try:
                     block = blocks.get(timeout=1.0)
+                    last_block = time.monotonic()
                 except queue.Empty:
                     if not stream.active:
                         raise SourceError(f"input device {info['name']!r} stopped delivering audio")
+                    if stall_s is not None and time.monotonic() - last_block > stall_s:
+                        # said now: closing a stalled stream can wait for the driver
+                        log(f"warning: input device {info['name']!r} gave no audio for {stall_s:g} s")
+                        raise SourceError(f"input device {info['name']!r} gave no audio for {stall_s:g} s")
                     continue
                 if overflowed and not warned:
                     print("warning: audio input overflowed (the computer fell behind); some sound was lost",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from class_map import ClassMapError, find_class_indices
-from params import BACKGROUND_CLASS, LISTEN, LISTEN_WINDOW_SAMPLES, YAMNET
+from params import BACKGROUND_CLASS, HEALTH, LISTEN, LISTEN_WINDOW_SAMPLES, YAMNET
 
 
 class DetectionError(Exception):
@@ -244,6 +244,52 @@ class EventDetector:
         state.active, state.run = False, 0
         state.quiet_until_s = state.last_above_s + self.cooldowns[self.labels.index(label)]
         return event
+
+
+class LevelMeter:
+    """The level of a stream, in dBFS, once per `every_samples` of audio (a live listener's "what does it
+    hear" sensor): push chunks, get the levels of the periods they complete."""
+
+    def __init__(self, every_samples: int):
+        self.every = every_samples
+        self._sum, self._count = 0.0, 0
+
+    def push(self, samples: np.ndarray) -> list[float]:
+        levels = []
+        samples = np.asarray(samples, dtype=np.float64)
+        while len(samples):
+            take = samples[:self.every - self._count]
+            self._sum += float(np.square(take).sum())
+            self._count += len(take)
+            samples = samples[len(take):]
+            if self._count == self.every:
+                mean = self._sum / self._count
+                levels.append(round(max(10 * math.log10(mean), HEALTH.floor_dbfs), 1) if mean > 0 else HEALTH.floor_dbfs)
+                self._sum, self._count = 0.0, 0
+        return levels
+
+
+class SensorStates:
+    """One ON/OFF state per label, whatever method heard it: a label that is both a trained class and a
+    fingerprinted sound is ON while either method has an event on, OFF only when neither has.
+
+    `update` takes each event as it is emitted and returns the label's new state when it changed, else
+    None, so a publisher sends a state only when Home Assistant's binary sensor should change."""
+
+    def __init__(self, labels=()):
+        self._on = {label: set() for label in labels}  # label -> methods with an event on
+
+    def update(self, event: dict) -> str | None:
+        methods = self._on.setdefault(event["label"], set())
+        was_on = bool(methods)
+        if event["event"] == "start":
+            methods.add(event.get("method"))
+        else:
+            methods.discard(event.get("method"))
+        return None if bool(methods) == was_on else ("ON" if methods else "OFF")
+
+    def state(self, label: str) -> str:
+        return "ON" if self._on.get(label) else "OFF"
 
 
 def _event(kind: str, label: str, score: float, offset_s: float) -> dict:

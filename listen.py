@@ -6,6 +6,8 @@ sounds (fingerprints), tell MQTT.
     python listen.py --device USB --fingerprints models/fingerprints.sqlite --custom   # both methods
     ffmpeg -i rtsp://cam/stream -f s16le -ac 1 -ar 16000 - | python listen.py --stdin --custom \\
         --mqtt-host homeassistant.local --ha-discovery
+    python listen.py --config audio2mqtt.toml                       # all settings in a file (listen_config.py)
+    python listen.py feedback EVENT_ID --evidence evidence/         # that event was a false alarm
 
 Events go to stdout as JSON lines, always; with --mqtt-host also to MQTT (see mqtt_publisher.py).
 """
@@ -14,29 +16,46 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
+import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from audio_source import PCM_FORMATS, SourceError, list_input_devices, open_device, open_file, open_pcm
+from audio_source import (
+    PCM_FORMATS,
+    SourceError,
+    list_input_devices,
+    open_command,
+    open_device_waiting,
+    open_file,
+    open_pcm,
+)
 from audio_util import AudioError, detach_closed_stdout
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import (
     DetectionError,
     EventDetector,
+    LevelMeter,
     StreamFramer,
     can_fire,
     parse_class_list,
     parse_min_frames,
     parse_thresholds,
 )
+from evidence import EvidenceRecorder, find_clip, move_to_training
 from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
+from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, to_toml
+from live import Stop, YamnetListener, raise_stop, run
 from model import ModelError, check_model_dir, read_model_json
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
 from params import (
     CLASS_NAMES_FILENAME,
     DEFAULT_MODELS_DIR,
+    DEFAULT_TRAINING_DIR,
+    EVIDENCE,
+    HEALTH,
     LISTEN,
     MQTT_CONFIG_FILE,
     MQTT_PASSWORD_ENV_VAR,
@@ -47,11 +66,6 @@ from params import (
 )
 from tflite_backend import BACKENDS, load_yamnet_and_model
 from yamnet_classifier import YamnetError, resolve_yamnet_handle
-
-# Options that only mean something with --mqtt-host (their argparse dest names).
-MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
-             "ha_prefix", "queue_size")
-
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, but not the empty ones ('default: None')."""
@@ -65,21 +79,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect sounds in live audio and publish them as JSON lines on stdout and, optionally, to MQTT.",
         formatter_class=_HelpFormatter,
     )
-    source = parser.add_argument_group("audio source (choose one)").add_mutually_exclusive_group(required=True)
+    parser.add_argument("--config", type=Path, metavar="TOML",
+                        help="settings file (see README: 'A config file'); flags given beside it win")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the effective settings (the file, then the flags) as TOML and exit; credentials masked")
+    source = parser.add_argument_group("audio source (choose one, here or in [input] of --config)").add_mutually_exclusive_group()
     source.add_argument("--device", metavar="NAME|INDEX", help="sound card input: index or part of its name")
     source.add_argument("--file", type=Path, help="an audio file played as a stream")
-    source.add_argument("--stdin", action="store_true", help="raw PCM on stdin (e.g. from ffmpeg -f s16le - or arecord -t raw)")
+    source.add_argument("--stdin", action="store_true", default=None, help="raw PCM on stdin (e.g. from ffmpeg -f s16le - or arecord -t raw)")
+    source.add_argument("--command", metavar='"PROGRAM ARGS"',
+                        help="a program that prints raw PCM (as --stdin takes it), started by listen.py and restarted "
+                             "with back-off when it exits or stalls, e.g. \"ffmpeg -loglevel error -i rtsp://camera/stream "
+                             "-f s16le -ac 1 -ar 16000 -\"")
     source.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     source_opts = parser.add_argument_group("source options")
-    source_opts.add_argument("--realtime", action="store_true", help="with --file: play at real-time speed instead of as fast as possible")
-    source_opts.add_argument("--rate", type=int, default=None, help=f"with --stdin: sample rate in Hz (default {SAMPLE_RATE})")
-    source_opts.add_argument("--channels", type=int, default=None, help="with --stdin: interleaved channels, averaged to mono (default 1)")
+    source_opts.add_argument("--realtime", action="store_true", default=None, help="with --file: play at real-time speed instead of as fast as possible")
+    source_opts.add_argument("--rate", type=int, default=None,
+                             help=f"with --stdin or --command: sample rate in Hz (default {SAMPLE_RATE})")
+    source_opts.add_argument("--channels", type=int, default=None,
+                             help="with --stdin or --command: interleaved channels, averaged to mono (default 1)")
     source_opts.add_argument("--format", choices=sorted(PCM_FORMATS), default=None,
-                             help="with --stdin: sample format, as ffmpeg's -f (default s16le)")
+                             help="with --stdin or --command: sample format, as ffmpeg's -f (default s16le)")
+    source_opts.add_argument("--stall-seconds", type=float, default=None,
+                             help=f"with --command or --device: restart it (reopen it) after this long without audio "
+                                  f"(default {LISTEN.stall_seconds:g})")
 
     group = parser.add_argument_group("what to detect (--custom or --classes, and/or --fingerprints)")
     what = group.add_mutually_exclusive_group()
-    what.add_argument("--custom", action="store_true", help="your trained model (see --models)")
+    what.add_argument("--custom", action="store_true", default=None, help="your trained model (see --models)")
     what.add_argument("--classes", metavar="NAMES",
                       help='AudioSet classes, comma-separated, e.g. "Bicycle bell,Smoke detector, smoke alarm"')
     group.add_argument("--fingerprints", type=Path, metavar="DB", default=None,
@@ -87,36 +114,57 @@ def build_parser() -> argparse.ArgumentParser:
     detect = parser.add_argument_group("detection")
     detect.add_argument("--models", type=Path, default=None,
                         help=f"folder of the trained model, with --custom (default: {DEFAULT_MODELS_DIR})")
-    detect.add_argument("--threshold", action="append", default=[], metavar="[LABEL=]SCORE",
+    detect.add_argument("--threshold", action="append", dest="threshold_specs", metavar="[LABEL=]SCORE",
                         help=f"score that counts as present: SCORE for all labels, LABEL=SCORE for one (repeatable; "
                              f"beats model.json 'thresholds'; default {LISTEN.threshold})")
     detect.add_argument("--min-frames", type=int, default=None,
                         help=f"windows at/above threshold to start an event, and below to end it (beats model.json "
                              f"'min_frames'; default {LISTEN.min_frames})")
-    detect.add_argument("--cooldown", type=float, default=LISTEN.cooldown_seconds,
-                        help="seconds after an event ends before the same label may start again")
-    detect.add_argument("--hop", type=float, default=YAMNET.patch_hop_seconds,
-                        help=f"seconds between windows (each {YAMNET.patch_window_seconds} s); smaller reacts sooner, costs more CPU")
+    detect.add_argument("--cooldown", type=float, default=None,
+                        help=f"seconds after an event ends before the same label may start again (default {LISTEN.cooldown_seconds:g})")
+    detect.add_argument("--hop", type=float, default=None,
+                        help=f"seconds between windows (each {YAMNET.patch_window_seconds} s); smaller reacts sooner, "
+                             f"costs more CPU (default {YAMNET.patch_hop_seconds})")
     detect.add_argument("--min-votes", type=int, default=None,
                         help=f"with --fingerprints: agreeing landmarks a match needs (default {MATCH.min_votes})")
     detect.add_argument("--yamnet", metavar="HANDLE", default=None,
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
-    detect.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="auto: TFLite when its models exist (~100 MB of memory instead of ~900), else TensorFlow")
+    detect.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="auto (the default): TFLite when its models exist (~100 MB of memory instead of ~900), else TensorFlow")
+
+    evidence = parser.add_argument_group("evidence clips (the audio of each event, FLAC)")
+    evidence.add_argument("--evidence", type=Path, metavar="DIR", dest="evidence_dir",
+                          help=f"save each event's audio ({EVIDENCE.before_seconds:g} s before to "
+                               f"{EVIDENCE.after_seconds:g} s after) in DIR; events carry its file name")
+    evidence.add_argument("--evidence-max-mb", type=float, default=None,
+                          help=f"the folder's size limit: the oldest clips go beyond it (default {EVIDENCE.max_megabytes:g})")
+    evidence.add_argument("--evidence-max-days", type=float, default=None,
+                          help=f"clips older than this are deleted (default {EVIDENCE.max_days:g})")
+    evidence.add_argument("--training", type=Path, metavar="DIR", dest="training_dir",
+                          help=f"training folder: a \"Not a <sound>\" press moves that sound's last clip to "
+                               f"DIR/{EVIDENCE.false_alarm_folder}/ (default {DEFAULT_TRAINING_DIR})")
+
+    health = parser.add_argument_group("health")
+    health.add_argument("--min-level-dbfs", type=float, default=None, metavar="DBFS",
+                        help=f"energy gate: windows quieter than this skip YAMNet (saves CPU in a quiet room; "
+                             f"e.g. {HEALTH.suggested_min_level_dbfs:g}); default: off")
+    health.add_argument("--level-seconds", type=float, default=None,
+                        help=f"with --mqtt-host: publish the level heard (dBFS) every this many seconds of audio "
+                             f"(default {HEALTH.level_seconds:g})")
 
     mqtt = parser.add_argument_group(
         "MQTT", f"credentials: ${MQTT_USERNAME_ENV_VAR} and ${MQTT_PASSWORD_ENV_VAR}, "
-                f"or [mqtt] username/password in --mqtt-config")
+                f"or [mqtt] username/password in --config or --mqtt-config")
     mqtt.add_argument("--mqtt-host", help="broker host name or address; without it events only go to stdout")
     mqtt.add_argument("--mqtt-port", type=int, default=None,
                       help=f"broker port (default {LISTEN.mqtt_port}, {LISTEN.mqtt_tls_port} with --tls)")
     mqtt.add_argument("--mqtt-config", type=Path, default=None,
                       help=f"TOML file with [mqtt] username and password (default: {MQTT_CONFIG_FILE} if it exists)")
-    mqtt.add_argument("--tls", action="store_true", help="connect with TLS")
+    mqtt.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
     mqtt.add_argument("--cafile", type=Path, default=None, help="with --tls: CA certificate of the broker (default: system CAs)")
     mqtt.add_argument("--device-name", default=None, help="name of this listener in topics and Home Assistant (default: host name)")
     mqtt.add_argument("--topic-prefix", default=None, help=f"topic prefix (default: {LISTEN.topic_root}/<device name>)")
-    mqtt.add_argument("--ha-discovery", action="store_true",
+    mqtt.add_argument("--ha-discovery", action="store_true", default=None,
                       help="publish Home Assistant discovery configs: one binary sensor per label")
     mqtt.add_argument("--ha-prefix", default=None, help=f"Home Assistant discovery prefix (default {LISTEN.ha_discovery_prefix})")
     mqtt.add_argument("--queue-size", type=int, default=None,
@@ -124,69 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_args(args, parser) -> None:
-    """parser.error for combinations that make no sense, so mistakes cost no model load."""
-    if args.list_devices:
-        return
-    if not args.custom and not args.classes and args.fingerprints is None:
-        parser.error('choose what to detect: --custom (your model), --classes "AudioSet names" and/or '
-                     '--fingerprints DB (exact sounds)')
-    if args.fingerprints is None and args.min_votes is not None:
-        parser.error("--min-votes only applies with --fingerprints")
-    if args.min_votes is not None and args.min_votes < 1:
-        parser.error("--min-votes must be at least 1")
-    if not args.custom and not args.classes:  # fingerprints alone: no YAMNet
-        for flag, given in (("--threshold", args.threshold), ("--min-frames", args.min_frames is not None),
-                            ("--yamnet", args.yamnet),
-                            ("--hop", args.hop != YAMNET.patch_hop_seconds), ("--backend", args.backend != "auto")):
-            if given:
-                parser.error(f"{flag} applies to --custom or --classes, not to --fingerprints alone")
-    if args.models is not None and not args.custom:
-        parser.error("--models only applies with --custom")
-    if args.realtime and not args.file:
-        parser.error("--realtime only applies with --file")
-    for name in ("rate", "channels", "format"):
-        if getattr(args, name) is not None and not args.stdin:
-            parser.error(f"--{name} only applies with --stdin")
-    if args.rate is not None and args.rate <= 0 or args.channels is not None and args.channels < 1:
-        parser.error("--rate and --channels must be positive")
-    if args.min_frames is not None and args.min_frames < 1:
-        parser.error("--min-frames must be at least 1")
-    if args.cooldown < 0:
-        parser.error("--cooldown cannot be negative")
-    if not 0 < args.hop <= YAMNET.patch_window_seconds:
-        parser.error(f"--hop must be more than 0 and at most {YAMNET.patch_window_seconds} seconds")
-    if args.mqtt_host is None:
-        given = [name for name in MQTT_ONLY if getattr(args, name) not in (None, False)]
-        if given:
-            parser.error(f"--{given[0].replace('_', '-')} only applies with --mqtt-host")
-        return
-    if args.cafile is not None and not args.tls:
-        parser.error("--cafile only applies with --tls")
-    if args.queue_size is not None and args.queue_size < 1:
-        parser.error("--queue-size must be at least 1")
-    prefix = args.topic_prefix
-    if prefix is not None and (not prefix.strip("/") or any(c in prefix for c in "+#")):
-        parser.error("--topic-prefix must be a non-empty topic without + or #")
-
-
-def labels_before_tensorflow(args) -> tuple[list[str], dict]:
+def labels_before_tensorflow(cfg: ListenConfig) -> tuple[list[str], dict]:
     """The labels to detect and the model's model.json (its operating point: "thresholds",
     "min_frames"), found without loading TensorFlow, so a typo costs milliseconds. AudioSet names
     need YAMNet's class map: [] when it is a URL."""
-    if not args.custom and not args.classes:
+    if not cfg.custom and not cfg.classes:
         return [], {}
-    if args.custom:
-        check_model_dir(args.models)
+    if cfg.custom:
+        check_model_dir(cfg.models)
         try:
-            labels = read_class_names(args.models / CLASS_NAMES_FILENAME)
+            labels = read_class_names(cfg.models / CLASS_NAMES_FILENAME)
         except ClassMapError as e:
             raise ModelError(str(e)) from e
-        return labels, read_model_json(args.models)
-    class_map = Path(resolve_yamnet_handle(args.yamnet)) / "assets" / "yamnet_class_map.csv"
+        return labels, read_model_json(cfg.models)
+    class_map = Path(resolve_yamnet_handle(cfg.yamnet)) / "assets" / "yamnet_class_map.csv"
     if not class_map.is_file():
         return [], {}
-    return parse_class_list(args.classes, load_yamnet_class_names(class_map)), {}
+    return parse_class_list(cfg.classes, load_yamnet_class_names(class_map)), {}
 
 
 def describe_operating_points(model_meta: dict) -> list[str]:
@@ -202,31 +204,49 @@ def describe_operating_points(model_meta: dict) -> list[str]:
     return lines
 
 
-def make_scorer(args, labels: list[str]):
+def make_scorer(cfg: ListenConfig, labels: list[str]):
     """Load YAMNet (and the custom head); return (labels, window (n,) -> scores (len(labels),))."""
-    yamnet, model = load_yamnet_and_model(args.yamnet, args.models if args.custom else None, args.backend)
+    yamnet, model = load_yamnet_and_model(cfg.yamnet, cfg.models if cfg.custom else None, cfg.backend)
     if model is not None:
         return model.class_names, lambda window: model.window_probabilities(window, yamnet)
-    labels = labels or parse_class_list(args.classes, yamnet.class_names)
+    labels = labels or parse_class_list(cfg.classes, yamnet.class_names)
     indices = find_class_indices(yamnet.class_names, labels)
     return labels, lambda window: yamnet.run(window)[0][0, indices]
 
 
-def open_source(args):
-    if args.file:
-        return open_file(args.file, realtime=args.realtime)
-    if args.stdin:
-        return open_pcm(sys.stdin.buffer, args.rate or SAMPLE_RATE, args.channels or 1, args.format or "s16le")
-    return open_device(args.device)
+def open_source(cfg: ListenConfig):
+    if cfg.file:
+        return open_file(cfg.file, realtime=cfg.realtime)
+    if cfg.stdin:
+        return open_pcm(sys.stdin.buffer, cfg.rate or SAMPLE_RATE, cfg.channels or 1, cfg.format or "s16le")
+    if cfg.command:
+        return open_command(shlex.split(cfg.command), cfg.rate or SAMPLE_RATE, cfg.channels or 1, cfg.format or "s16le",
+                            cfg.stall_seconds)
+    return open_device_waiting(cfg.device, cfg.stall_seconds)
 
 
-def make_publisher(args, labels: list[str]) -> MqttPublisher:
-    username, password = read_credentials(args.mqtt_config)
-    settings = MqttSettings(host=args.mqtt_host, port=args.mqtt_port or (LISTEN.mqtt_tls_port if args.tls else LISTEN.mqtt_port),
-                            username=username, password=password, tls=args.tls, cafile=args.cafile)
-    device_name = args.device_name or default_device_name()
-    topics = Topics(prefix=(args.topic_prefix or f"{LISTEN.topic_root}/{device_name}").rstrip("/"),
-                    node=slug(device_name), discovery_prefix=args.ha_prefix or LISTEN.ha_discovery_prefix)
+def with_credentials(cfg: ListenConfig, environ=os.environ) -> ListenConfig:
+    """The config with its MQTT username and password: the environment's, else those in --config's
+    [mqtt], else those of --mqtt-config (or ~/.config/audio2mqtt/mqtt.toml)."""
+    if cfg.mqtt_username is None and cfg.mqtt_password is None:
+        username, password = read_credentials(cfg.mqtt_config, environ)
+    else:
+        username = environ.get(MQTT_USERNAME_ENV_VAR, cfg.mqtt_username)
+        password = environ.get(MQTT_PASSWORD_ENV_VAR, cfg.mqtt_password)
+        if password is not None and username is None:
+            raise MqttError(f"an MQTT password without a username: add username to [mqtt] or set {MQTT_USERNAME_ENV_VAR}")
+    return dataclasses.replace(cfg, mqtt_username=username, mqtt_password=password)
+
+
+def make_publisher(cfg: ListenConfig, labels: list[str], on_feedback=None) -> MqttPublisher:
+    """The publisher for `labels`; credentials as with_credentials put them in `cfg`; `on_feedback(label)`
+    for its "Not a <label>" presses."""
+    settings = MqttSettings(host=cfg.mqtt_host, port=cfg.mqtt_port or (LISTEN.mqtt_tls_port if cfg.tls else LISTEN.mqtt_port),
+                            username=cfg.mqtt_username, password=cfg.mqtt_password, tls=cfg.tls, cafile=cfg.cafile)
+    device_name = cfg.device_name or default_device_name()
+    topics = Topics(prefix=(cfg.topic_prefix or f"{LISTEN.topic_root}/{device_name}").rstrip("/"),
+                    node=slug(device_name), discovery_prefix=cfg.ha_prefix or LISTEN.ha_discovery_prefix)
+    labels = list(dict.fromkeys(labels))  # a label both methods detect is one sensor
     by_slug = {}
     for label in labels:
         by_slug.setdefault(slug(label), []).append(label)
@@ -234,159 +254,252 @@ def make_publisher(args, labels: list[str]) -> MqttPublisher:
         if len(clash) > 1:
             raise MqttError(f"labels {' and '.join(repr(c) for c in clash)} share one topic name ({topic_name}): "
                             f"rename one (a class folder or a fingerprint label)")
-    return MqttPublisher(settings, topics, labels, device_name, ha_discovery=args.ha_discovery,
-                         queue_size=args.queue_size or LISTEN.queue_size)
+    return MqttPublisher(settings, topics, labels, device_name, ha_discovery=cfg.ha_discovery,
+                         queue_size=cfg.queue_size or LISTEN.queue_size, on_feedback=on_feedback)
 
 
-def check_distinct_labels(yamnet_labels: list[str], exact_labels: list[str]) -> None:
-    """One label, one sensor: a name both in the model (or --classes) and in the fingerprints is refused."""
-    shared = sorted({slug(label) for label in yamnet_labels} & {slug(label) for label in exact_labels})
-    if shared:
-        raise DetectionError(f"label {shared[0]!r} is both a YAMNet class and a fingerprint label: "
-                             f"rename the sounds/ folder and add it again")
+def threshold_specs(cfg: ListenConfig, labels: list[str]) -> list[str]:
+    """--threshold specs (as parse_thresholds reads them) from the general threshold and the sounds' own,
+    for the YAMNet `labels`."""
+    specs = [] if cfg.threshold is None else [str(cfg.threshold)]
+    return specs + [f"{label}={sound.threshold}" for label, sound in cfg.sounds.items()
+                    if sound.threshold is not None and _known(label, labels)]
 
 
-class _Stop(BaseException):
-    """SIGTERM: end like Ctrl+C. A BaseException, like KeyboardInterrupt, because the signal may land
-    inside library code that catches Exception: TensorFlow turns one into a TypeError mid-inference."""
+def sound_values(cfg: ListenConfig, name: str, labels: list[str]) -> dict:
+    """{label: value} of one per-sound setting (min_frames, cooldown) for the sounds among `labels`."""
+    found = {}
+    for label, sound in cfg.sounds.items():
+        value = getattr(sound, name)
+        if value is not None and _known(label, labels):
+            found[labels[find_class_indices(labels, [label])[0]]] = value
+    return found
 
 
-def _raise_stop(signum, frame):
-    raise _Stop
+def _known(label: str, labels: list[str]) -> bool:
+    try:
+        find_class_indices(labels, [label])
+    except ClassMapError:
+        return False
+    return True
 
 
-class YamnetListener:
-    """YAMNet windows -> scores -> events, with the interface of fingerprint.FingerprintListener."""
-
-    METHOD = "yamnet"
-
-    def __init__(self, score, detector: EventDetector, framer: StreamFramer):
-        self.score, self.detector, self.framer = score, detector, framer
-
-    @property
-    def labels(self) -> list[str]:
-        """The labels that can fire (as FingerprintListener.labels)."""
-        return self.detector.firing_labels
-
-    def push(self, samples) -> list[dict]:
-        return self._feed(self.framer.push(samples))
-
-    def flush(self) -> list[dict]:
-        """End of stream: the window holding its last samples (see StreamFramer.flush)."""
-        return self._feed(self.framer.flush())
-
-    def finish(self) -> list[dict]:
-        return [dict(event, method=self.METHOD) for event in self.detector.finish()]
-
-    def _feed(self, windows) -> list[dict]:
-        return [dict(event, method=self.METHOD) for start, window in windows
-                for event in self.detector.update(start / SAMPLE_RATE, self.score(window))]
+def check_sounds(cfg: ListenConfig, yamnet_labels: list[str], exact_labels: list[str]) -> None:
+    """A [sounds.X] must name a sound this listener detects; threshold and min_frames are YAMNet's."""
+    for label, sound in cfg.sounds.items():
+        if _known(label, yamnet_labels):
+            continue
+        if label in exact_labels:
+            if sound.threshold is not None or sound.min_frames is not None:
+                raise DetectionError(f"sound {label!r} is an exact sound (fingerprints): only its cooldown can be "
+                                     f"set; threshold and min_frames are for trained or AudioSet classes")
+            continue
+        raise DetectionError(f"--threshold or [sounds]: {label!r} is not a sound this listener detects "
+                             f"(its sounds: {', '.join(dict.fromkeys(yamnet_labels + exact_labels))})")
 
 
-def run(source, listeners: list, emit, check=lambda: None) -> None:
-    """Feed the source to every listener (YamnetListener, FingerprintListener); `emit` each event;
-    `check` may raise. At the end of the stream, or on Ctrl+C/SIGTERM, events still on are ended.
-    Each event says how much of the stream had been heard when it came (`heard_s`): minus `offset_s`,
-    a start event's delay."""
-    heard = 0
+def run_listener(cfg: ListenConfig, opened: list) -> int:
+    """Set up the listeners and the publisher from a checked config, then run until the stream ends.
+    The publisher goes into `opened` as soon as it exists, so main() closes it whatever happens."""
+    publisher = None
+    use_yamnet = bool(cfg.custom or cfg.classes)
+    labels, model_meta = labels_before_tensorflow(cfg)
+    if labels:  # fail fast on a bad --threshold or operating point
+        parse_thresholds(threshold_specs(cfg, labels), labels, model_meta.get("thresholds"))
+        parse_min_frames(cfg.min_frames, labels, model_meta.get("min_frames"))
+    listeners, exact_labels = [], []
+    if cfg.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
+        rules = MATCH if cfg.min_votes is None else dataclasses.replace(MATCH, min_votes=cfg.min_votes)
+        # a match is already confirmed across the sound's segments: --min-frames counts YAMNet windows
+        fingerprints = FingerprintListener(load_index(cfg.fingerprints, rules), cooldown_s=cfg.cooldown, rules=rules)
+        exact_labels = fingerprints.labels
+        for label, sound in cfg.sounds.items():  # the listener's own setting beats the sound's meta.json
+            if sound.cooldown is not None and label in fingerprints.cooldowns:
+                fingerprints.cooldowns[label] = sound.cooldown
+        listeners.append(fingerprints)
+    if labels or not use_yamnet:
+        check_sounds(cfg, labels, exact_labels)
+    recorder, feedback = None, None
+    if cfg.evidence_dir is not None:
+        try:
+            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days)
+        except OSError as e:
+            raise AudioError(f"cannot use evidence folder {cfg.evidence_dir}: {e.strerror}") from e
 
-    def emit_all(events) -> None:
-        for event in events:
-            event["heard_s"] = round(heard / SAMPLE_RATE, 3)
-            emit(event)
+        def feedback(label: str) -> None:  # "Not a <label>" pressed (MQTT's thread): its last clip is a false alarm
+            clip = recorder.take_last(label)
+            if clip is None:
+                message = f"no evidence clip of {label} to move (none since the listener started, or moved already)"
+            else:
+                try:
+                    message = describe_move(clip, move_to_training(clip, cfg.training_dir or DEFAULT_TRAINING_DIR))
+                except OSError as e:
+                    message = f"cannot move {clip} into {cfg.training_dir or DEFAULT_TRAINING_DIR}: {e.strerror}"
+            print(f"feedback: {message}", file=sys.stderr, flush=True)
+
+    source = open_source(cfg)
+    if cfg.mqtt_host and (labels or not use_yamnet):
+        publisher = make_publisher(cfg, [label for label in labels if can_fire(label)] + exact_labels, feedback)
+        opened.append(publisher)
+        publisher.start()
+    if use_yamnet:
+        labels, score = make_scorer(cfg, labels)
+        check_sounds(cfg, labels, exact_labels)
+        thresholds = parse_thresholds(threshold_specs(cfg, labels), labels, model_meta.get("thresholds"))
+        min_frames = parse_min_frames(cfg.min_frames, labels, model_meta.get("min_frames"))
+        min_frames.update(sound_values(cfg, "min_frames", labels))  # a sound's own beats the general one
+        detector = EventDetector(labels, thresholds, LISTEN.min_frames, cfg.cooldown, label_min_frames=min_frames,
+                                 label_cooldowns=sound_values(cfg, "cooldown", labels))
+        if cfg.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
+            publisher = make_publisher(cfg, detector.firing_labels + exact_labels, feedback)
+            opened.append(publisher)
+            publisher.start()
+        framer = StreamFramer(hop_samples=round(cfg.hop * SAMPLE_RATE))
+        listeners.insert(0, YamnetListener(score, detector, framer, cfg.min_level_dbfs))
+    # a label may be both a trained class and a fingerprinted sound: one sensor, ON while either hears it
+    firing = list(dict.fromkeys(label for listener in listeners for label in listener.labels))
+
+    def emit(event: dict) -> None:
+        if recorder:
+            recorder.on_event(event)
+        event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
+        event["source"] = source.name
+        print(json.dumps(event), flush=True)
+        if publisher:
+            publisher.publish_event(event)
+
+    def check() -> None:
+        if publisher and publisher.fatal:
+            raise MqttError(publisher.fatal)
+
+    where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
+    print(f"listening to {source.name} for {', '.join(firing)}{where}", file=sys.stderr, flush=True)
+    if use_yamnet:
+        for line in describe_operating_points(model_meta):
+            print(line, file=sys.stderr, flush=True)
+        overridden = cfg.threshold is not None or cfg.min_frames is not None or any(
+            sound.threshold is not None or sound.min_frames is not None for sound in cfg.sounds.values())
+        if model_meta.get("operating_points") and overridden:
+            print("(--threshold/--min-frames given: they replace the operating point where they apply)",
+                  file=sys.stderr, flush=True)
+    meter = LevelMeter(round(cfg.level_seconds * SAMPLE_RATE)) if publisher else None
+
+    def on_audio(chunk) -> None:
+        if recorder:
+            recorder.push(chunk)
+        for level in meter.push(chunk) if meter else ():
+            publisher.publish_level(level)
 
     try:
-        for chunk in source.chunks:
-            heard += len(chunk)
-            for listener in listeners:
-                emit_all(listener.push(chunk))
-            check()
+        run(source, listeners, emit, check, on_audio)
+    finally:
+        if recorder:
+            recorder.finish()
         for listener in listeners:
-            emit_all(listener.flush())
-    except (KeyboardInterrupt, _Stop):
-        print("stopping", file=sys.stderr)
-    for listener in listeners:
-        emit_all(listener.finish())
+            if getattr(listener, "min_level_dbfs", None) is not None:
+                print(f"energy gate: {listener.skipped} of {listener.windows} window(s) below "
+                      f"{listener.min_level_dbfs:g} dBFS skipped YAMNet", file=sys.stderr, flush=True)
+    return 0
+
+
+def describe_move(clip: Path, target: Path) -> str:
+    training = target.parents[len(Path(EVIDENCE.false_alarm_folder).parts)]
+    return (f"moved {clip.name} to {target.parent}/: a false alarm to learn from; "
+            f"run python train.py {training} <model folder> again")
+
+
+def feedback_main(argv) -> int:
+    """`listen.py feedback EVENT_ID`: the event was a false alarm; move its evidence clip into training."""
+    parser = argparse.ArgumentParser(prog="listen.py feedback",
+                                     description="Mark an event as a false alarm: its evidence clip moves to "
+                                                 f"<training>/{EVIDENCE.false_alarm_folder}/, for train.py to learn.")
+    parser.add_argument("event_id", help="the event's id (or its evidence file name), from its JSON")
+    parser.add_argument("--config", type=Path, metavar="TOML", help="take the evidence and training folders from it")
+    parser.add_argument("--evidence", type=Path, metavar="DIR", help="the evidence folder (default: [evidence] dir)")
+    parser.add_argument("--training", type=Path, metavar="DIR",
+                        help=f"the training folder (default: [evidence] training, else {DEFAULT_TRAINING_DIR})")
+    args = parser.parse_args(argv)
+    try:
+        values = load_config_file(args.config)[0] if args.config else {}
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    evidence_dir = args.evidence or values.get("evidence_dir")
+    if evidence_dir is None:
+        parser.error("which evidence folder? --evidence DIR, or --config with [evidence] dir")
+    clip = find_clip(evidence_dir, args.event_id)
+    if clip is None:
+        print(f"error: no evidence clip for {args.event_id!r} in {evidence_dir} (moved already, or older than the "
+              f"folder keeps clips)", file=sys.stderr)
+        return 1
+    training = args.training or values.get("training_dir") or DEFAULT_TRAINING_DIR
+    try:
+        target = move_to_training(clip, training)
+    except OSError as e:
+        print(f"error: cannot move {clip} into {training}: {e.strerror}", file=sys.stderr)
+        return 1
+    print(describe_move(clip, target))
+    return 0
+
+
+def read_config(args, parser) -> ListenConfig:
+    """The effective, checked config: --config's file, then the flags given. ConfigError for a bad file
+    or value; settings that clash are parser errors, like clashing flags."""
+    flags = {name: value for name, value in vars(args).items() if name not in ("config", "print_config", "list_devices")}
+    file_values, file_sounds = load_config_file(args.config) if args.config else ({}, {})
+    cfg = merge(file_values, file_sounds, flags)
+    try:
+        check(cfg)
+    except ConfigError as e:
+        parser.error(f"{e}{' (with ' + str(args.config) + ')' if args.config else ''}")
+    return dataclasses.replace(cfg, models=cfg.models or DEFAULT_MODELS_DIR) if cfg.custom else cfg
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["feedback"]:
+        return feedback_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_args(args, parser)
-    args.models = args.models or DEFAULT_MODELS_DIR
-    publisher = None
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_stop) if in_main_thread else None
-    try:
-        if args.list_devices:
-            print("\n".join(list_input_devices()) or "no input devices found")
-            return 0
-        use_yamnet = bool(args.custom or args.classes)
-        labels, model_meta = labels_before_tensorflow(args)
-        if labels:  # fail fast on a bad --threshold or operating point
-            parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
-            parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
-        listeners, exact_labels = [], []
-        if args.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
-            rules = MATCH if args.min_votes is None else dataclasses.replace(MATCH, min_votes=args.min_votes)
-            # a match is already confirmed across the sound's segments: --min-frames counts YAMNet windows
-            fingerprints = FingerprintListener(load_index(args.fingerprints, rules), cooldown_s=args.cooldown,
-                                               rules=rules)
-            exact_labels = fingerprints.labels
-            check_distinct_labels(labels, exact_labels)
-            listeners.append(fingerprints)
-        source = open_source(args)
-        if args.mqtt_host and (labels or not use_yamnet):
-            publisher = make_publisher(args, [label for label in labels if can_fire(label)] + exact_labels)
-            publisher.start()
-        if use_yamnet:
-            labels, score = make_scorer(args, labels)
-            check_distinct_labels(labels, exact_labels)
-            thresholds = parse_thresholds(args.threshold, labels, model_meta.get("thresholds"))
-            min_frames = parse_min_frames(args.min_frames, labels, model_meta.get("min_frames"))
-            detector = EventDetector(labels, thresholds, LISTEN.min_frames, args.cooldown, label_min_frames=min_frames)
-            if args.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
-                publisher = make_publisher(args, detector.firing_labels + exact_labels)
-                publisher.start()
-            framer = StreamFramer(hop_samples=round(args.hop * SAMPLE_RATE))
-            listeners.insert(0, YamnetListener(score, detector, framer))
-        firing = [label for listener in listeners for label in listener.labels]
-
-        def emit(event: dict) -> None:
-            event["time"] = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
-            event["source"] = source.name
-            print(json.dumps(event), flush=True)
-            if publisher:
-                publisher.publish_event(event)
-
-        def check() -> None:
-            if publisher and publisher.fatal:
-                raise MqttError(publisher.fatal)
-
-        where = f"; MQTT {publisher.where} under {publisher.topics.prefix}/" if publisher else ""
-        print(f"listening to {source.name} for {', '.join(firing)}{where}", file=sys.stderr, flush=True)
-        if use_yamnet:
-            for line in describe_operating_points(model_meta):
-                print(line, file=sys.stderr, flush=True)
-            if model_meta.get("operating_points") and (args.threshold or args.min_frames is not None):
-                print("(--threshold/--min-frames given: they replace the operating point where they apply)",
-                      file=sys.stderr, flush=True)
-        run(source, listeners, emit, check)
+    if args.list_devices:
+        print("\n".join(list_input_devices()) or "no input devices found")
         return 0
+    try:
+        cfg = read_config(args, parser)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.print_config:
+        try:
+            cfg = with_credentials(cfg) if cfg.mqtt_host else cfg
+        except MqttError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(to_toml(cfg), end="")
+        return 0
+    opened = []  # the MQTT publisher, once made
+    code = 1
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, raise_stop) if in_main_thread else None
+    try:
+        code = run_listener(with_credentials(cfg) if cfg.mqtt_host else cfg, opened)
     except (AudioError, ClassMapError, DetectionError, FingerprintError, ModelError, MqttError, SourceError,
             YamnetError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, _Stop):  # during start-up: nothing to end
-        return 0
+    except (KeyboardInterrupt, Stop):  # during start-up: nothing to end
+        code = 0
     except BrokenPipeError:  # whoever read our events (a pipe) went away
         detach_closed_stdout()
-        return 1
     finally:
         if in_main_thread:  # first: a second SIGTERM during the flush below just terminates
             signal.signal(signal.SIGTERM, previous_sigterm)
-        if publisher:
-            publisher.close()
+        # a file or pipe has an end: what it heard and MQTT did not get is a failed run, not a warning
+        lost = [publisher.close(warn=not (cfg.finite and code == 0)) + publisher.dropped for publisher in opened]
+    if cfg.finite and code == 0 and sum(lost):
+        print(f"error: {sum(lost)} MQTT message(s) not delivered: broker {opened[0].where} unreachable at the end "
+              f"of the stream (the events are on stdout)", file=sys.stderr)
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@ Topics under a prefix (default audio2mqtt/<device name>):
     <prefix>/event          one JSON object per event (QoS 1, not retained)
     <prefix>/<label>/state  ON / OFF (retained)
     <prefix>/availability   online / offline (retained; offline is also the last will)
+    <prefix>/<label>/not_this   PRESS: the last event of <label> was a false alarm (with feedback on)
+    <prefix>/level          dBFS of the audio heard, every few seconds (QoS 0, only while connected)
+    <prefix>/heard          {"event_type": <label>, ...} per start event, for HA's event entity (with discovery)
     homeassistant/binary_sensor/<node>/<label>/config   Home Assistant discovery (retained, optional)
+    homeassistant/button/<node>/<label>_not_this/config  its "Not a <label>" button (with feedback on)
+    homeassistant/sensor/<node>/level/config, homeassistant/event/<node>/heard/config  the listener's own
 
 Events wait in a bounded queue (when full the oldest is dropped, with a warning) and go to paho
 one at a time, each after the broker acknowledged the previous one, so a reconnect never loses
@@ -24,6 +29,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from detection import SensorStates
 from params import LISTEN, MQTT_CONFIG_FILE, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR
 
 _SENDING = -1  # _in_flight while publish() runs: paho's message ids are 1..65535
@@ -100,6 +106,33 @@ class Topics:
     def discovery(self, label: str) -> str:
         return f"{self.discovery_prefix}/binary_sensor/{self.node}/{slug(label)}/config"
 
+    @property
+    def level(self) -> str:
+        return f"{self.prefix}/level"
+
+    @property
+    def heard(self) -> str:
+        return f"{self.prefix}/heard"
+
+    def entity_discovery(self, component: str, object_id: str) -> str:
+        return f"{self.discovery_prefix}/{component}/{self.node}/{object_id}/config"
+
+    def not_this(self, label: str) -> str:
+        """The command topic of the label's false-alarm button."""
+        return f"{self.prefix}/{slug(label)}/not_this"
+
+    def button_discovery(self, label: str) -> str:
+        return f"{self.discovery_prefix}/button/{self.node}/{slug(label)}_not_this/config"
+
+
+def _device(topics: Topics, device_name: str) -> dict:
+    return {
+        "identifiers": [f"audio2mqtt_{topics.node}"],
+        "name": f"audio2mqtt {device_name}",
+        "manufacturer": "audio2mqtt",
+        "model": "audio2mqtt sound listener",
+    }
+
 
 def discovery_config(topics: Topics, label: str, device_name: str) -> dict:
     """Home Assistant MQTT discovery payload: one binary sensor (device class `sound`) per label."""
@@ -113,12 +146,39 @@ def discovery_config(topics: Topics, label: str, device_name: str) -> dict:
         "availability_topic": topics.availability,
         "payload_available": "online",
         "payload_not_available": "offline",
-        "device": {
-            "identifiers": [f"audio2mqtt_{topics.node}"],
-            "name": f"audio2mqtt {device_name}",
-            "manufacturer": "audio2mqtt",
-            "model": "audio2mqtt sound listener",
-        },
+        "device": _device(topics, device_name),
+    }
+
+
+def _listener_entity(topics: Topics, device_name: str, object_id: str) -> dict:
+    return {"unique_id": f"audio2mqtt_{topics.node}_{object_id}", "availability_topic": topics.availability,
+            "payload_available": "online", "payload_not_available": "offline", "device": _device(topics, device_name)}
+
+
+def level_config(topics: Topics, device_name: str) -> dict:
+    """Home Assistant discovery payload of the listener's level sensor (dBFS of what it hears)."""
+    return {"name": "Sound level", "state_topic": topics.level, "unit_of_measurement": "dBFS",
+            "state_class": "measurement", "icon": "mdi:waveform", **_listener_entity(topics, device_name, "level")}
+
+
+def heard_config(topics: Topics, device_name: str, labels: list[str]) -> dict:
+    """Home Assistant discovery payload of the listener's event entity: one event per sound heard."""
+    return {"name": "Heard", "state_topic": topics.heard, "event_types": list(labels),
+            **_listener_entity(topics, device_name, "heard")}
+
+
+def button_config(topics: Topics, label: str, device_name: str) -> dict:
+    """Home Assistant MQTT discovery payload of a label's "Not a <label>" button (false-alarm feedback)."""
+    return {
+        "name": f"Not a {label}",
+        "unique_id": f"audio2mqtt_{topics.node}_{slug(label)}_not_this",
+        "command_topic": topics.not_this(label),
+        "payload_press": "PRESS",
+        "icon": "mdi:thumb-down",
+        "availability_topic": topics.availability,
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": _device(topics, device_name),
     }
 
 
@@ -141,14 +201,22 @@ class MqttPublisher:
 
     def __init__(self, settings: MqttSettings, topics: Topics, labels: list[str], device_name: str,
                  ha_discovery: bool = False, queue_size: int = LISTEN.queue_size, log=_stderr,
-                 reconnect_seconds: tuple[float, float] = (LISTEN.reconnect_min_seconds, LISTEN.reconnect_max_seconds)):
+                 reconnect_seconds: tuple[float, float] = (LISTEN.reconnect_min_seconds, LISTEN.reconnect_max_seconds),
+                 on_feedback=None):
+        """`on_feedback(label)`: listen on each label's not_this topic (and, with discovery, offer its
+        button); a press calls it, on paho's network thread."""
         import paho.mqtt.client as mqtt
 
-        self.settings, self.topics, self.labels = settings, topics, list(labels)
+        self.settings, self.topics, self.labels = settings, topics, list(dict.fromkeys(labels))
         self.device_name, self.ha_discovery, self.queue_size, self.log = device_name, ha_discovery, queue_size, log
         self.fatal: str | None = None
         self.dropped = 0
-        self._states = {label: "OFF" for label in self.labels}  # re-sent on every connect
+        self.on_feedback = on_feedback
+        self._by_command = {topics.not_this(label): label for label in self.labels}
+        # OFF for every label we own until an event says otherwise, re-sent on every connect: a listener
+        # killed while a sound was ON leaves that retained ON, and its restart clears it
+        self._states = {label: "OFF" for label in self.labels}
+        self._sensors = SensorStates(self.labels)
         self._pending = collections.deque()  # (topic, payload, retain) not yet handed to paho
         self._in_flight = None               # mid handed to paho and not yet acknowledged
         self._acked = set()
@@ -175,6 +243,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
 
@@ -228,16 +297,28 @@ class MqttPublisher:
         return connected
 
     def publish_event(self, event: dict) -> None:
-        """Queue an event for `<prefix>/event` and its label's retained ON/OFF state."""
-        state = "ON" if event["event"] == "start" else "OFF"
+        """Queue an event for `<prefix>/event` and, when it changes, its label's retained ON/OFF state
+        (ON while any method hears the label: see detection.SensorStates)."""
         with self._cond:
-            self._states[event["label"]] = state
+            state = self._sensors.update(event)
+            if state is not None:
+                self._states[event["label"]] = state
         self._enqueue(self.topics.event, json.dumps(event), False)
-        self._enqueue(self.topics.state(event["label"]), state, True)
+        if state is not None:
+            self._enqueue(self.topics.state(event["label"]), state, True)
+        if self.ha_discovery and event["event"] == "start":  # HA's event entity wants "event_type"
+            self._enqueue(self.topics.heard, json.dumps({"event_type": event["label"], **event}), False)
 
-    def close(self, timeout: float = LISTEN.shutdown_flush_seconds) -> int:
+    def publish_level(self, dbfs: float) -> None:
+        """The level sensor's value: sent at once while connected, else dropped (a stale level is no news)."""
+        with self._cond:
+            connected = self._connected and not self._closing
+        if connected:
+            self._client.publish(self.topics.level, f"{dbfs:.1f}", qos=0, retain=False)
+
+    def close(self, timeout: float = LISTEN.shutdown_flush_seconds, warn: bool = True) -> int:
         """Deliver what is queued (waiting up to `timeout`, also for a reconnect), publish `offline`,
-        disconnect. Returns how many messages were not delivered."""
+        disconnect. Returns how many messages were not delivered (`warn`: and says so on the log)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             if (self._pending or self._in_flight is not None) and not self._connected and not self.fatal:
@@ -257,11 +338,16 @@ class MqttPublisher:
                 pass  # the connection dropped meanwhile: the broker publishes our will instead
         self._client.disconnect()
         self._client.loop_stop()
-        if undelivered:
+        if undelivered and warn:
             self.log(f"warning: {undelivered} MQTT message(s) not delivered: broker {self.where} unreachable at exit")
         return undelivered
 
     # --- internals -------------------------------------------------------------------------------
+
+    def _on_message(self, client, userdata, message) -> None:
+        label = self._by_command.get(message.topic)
+        if label is not None and message.payload.decode(errors="replace").strip().upper() == "PRESS":
+            self.on_feedback(label)
 
     def _enqueue(self, topic: str, payload: str, retain: bool) -> None:
         with self._cond:
@@ -318,9 +404,18 @@ class MqttPublisher:
             return
         # Session-level messages first; queued events follow in order from the sender thread.
         if self.ha_discovery:
+            client.publish(self.topics.entity_discovery("sensor", "level"),
+                           json.dumps(level_config(self.topics, self.device_name)), qos=1, retain=True)
+            client.publish(self.topics.entity_discovery("event", "heard"),
+                           json.dumps(heard_config(self.topics, self.device_name, self.labels)), qos=1, retain=True)
             for label in self.labels:
                 client.publish(self.topics.discovery(label),
                                json.dumps(discovery_config(self.topics, label, self.device_name)), qos=1, retain=True)
+                if self.on_feedback:
+                    client.publish(self.topics.button_discovery(label),
+                                   json.dumps(button_config(self.topics, label, self.device_name)), qos=1, retain=True)
+        if self.on_feedback:
+            client.subscribe([(topic, 1) for topic in self._by_command])
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         with self._cond:
             states = dict(self._states)

@@ -136,6 +136,8 @@ class StreamTrainingDefaults:
     max_threshold: float = 0.99999         # ... to here, evenly in logit
     threshold_steps: int = 120
     max_min_frames: int = 4                # windows to start/end an event: 1 .. this
+    false_alarm_copies: int = 4            # a clip fed back as "Not a <sound>" (background/false_alarms/) trains
+                                           # this many times more than another background clip: a hard negative
 
 
 STREAM = StreamTrainingDefaults()
@@ -168,6 +170,9 @@ class ListenDefaults:
     connect_timeout_seconds: float = 5.0  # wait for the broker's first answer, then listen anyway
     shutdown_flush_seconds: float = 5.0   # at exit, time allowed to deliver what is still queued
     keepalive_seconds: int = 30
+    stall_seconds: float = 10.0           # --command: no audio for this long is a stall: the command is restarted
+    restart_min_seconds: float = 1.0      # --command and a lost microphone: retried after this, doubling ...
+    restart_max_seconds: float = 60.0     # ... up to this; a run longer than this starts again from the minimum
     mqtt_port: int = 1883
     mqtt_tls_port: int = 8883
     topic_root: str = "audio2mqtt"        # topics are <topic_root>/<device name>/...
@@ -180,3 +185,31 @@ LISTEN = ListenDefaults()
 MQTT_USERNAME_ENV_VAR = "AUDIO2MQTT_MQTT_USERNAME"
 MQTT_PASSWORD_ENV_VAR = "AUDIO2MQTT_MQTT_PASSWORD"
 MQTT_CONFIG_FILE = "~/.config/audio2mqtt/mqtt.toml"  # [mqtt] username = "..." password = "..."
+
+
+@dataclass(frozen=True)
+class EvidenceDefaults:
+    """Evidence clips: the audio of each event, kept as FLAC so a false alarm can be heard and fed back."""
+
+    before_seconds: float = 2.0     # audio kept before an event's start ...
+    after_seconds: float = 1.0      # ... and after its end
+    buffer_seconds: float = 60.0    # recent audio held in memory (1 s = 64 kB); a longer event keeps its last part
+    max_megabytes: float = 500.0    # the folder's limit: the oldest clips go first beyond it ...
+    max_days: float = 30.0          # ... and every clip older than this
+    false_alarm_folder: str = "background/false_alarms"  # under the training folder: what "Not a <sound>" feeds
+
+
+EVIDENCE = EvidenceDefaults()
+DEFAULT_TRAINING_DIR = PROJECT_DIR / "training"
+
+
+@dataclass(frozen=True)
+class HealthDefaults:
+    """What a listener says about itself: the level it hears, and the energy gate that saves CPU."""
+
+    level_seconds: float = 5.0           # one level (dBFS of the audio heard) per this much audio, on <prefix>/level
+    suggested_min_level_dbfs: float = -60.0  # a quiet room's hiss; windows below --min-level-dbfs skip YAMNet
+    floor_dbfs: float = -120.0           # the level shown for digital silence (a number, not -inf)
+
+
+HEALTH = HealthDefaults()

@@ -307,7 +307,7 @@ class StreamRun:
 
 
 class _RecordingDetector:
-    """Wraps an EventDetector for listen.run: keeps every window's scores and stamps each event with
+    """Wraps an EventDetector for live.run: keeps every window's scores and stamps each event with
     the time its window ended (when a live listener would have announced it)."""
 
     def __init__(self, detector, window_s: float):
@@ -336,11 +336,11 @@ def event_detector(labels: list[str], thresholds: dict[str, float], min_frames: 
 def score_stream(waveform: np.ndarray, scorer, labels: list[str], thresholds: dict[str, float],
                  min_frames: int | dict = LISTEN.min_frames, cooldown_s: float = LISTEN.cooldown_seconds,
                  hop_samples: int = YAMNET.patch_hop_samples) -> StreamRun:
-    """Run a 16 kHz waveform through listen.py's own loop (listen.run with a YamnetListener:
+    """Run a 16 kHz waveform through listen.py's own loop (live.run with a YamnetListener:
     StreamFramer -> scorer -> EventDetector), in LISTEN.chunk_seconds chunks as a file source would. `scorer(windows (k, 15600)) -> (k, labels)`."""
     from audio_source import Source
     from detection import StreamFramer
-    from listen import YamnetListener, run
+    from live import YamnetListener, run
 
     waveform = np.asarray(waveform, np.float32)
     step = max(1, round(SAMPLE_RATE * LISTEN.chunk_seconds))

@@ -179,7 +179,9 @@ def train(args) -> int:
                 lambda epoch, logs: print(format_epoch(epoch, config.epochs, logs), flush=True)))),
             np.random.default_rng([config.seed, config.folds]))
         print(f"  {counts['clip_frames']} clip frames, {counts['background_windows']} background windows, "
-              f"{counts['spliced_windows']} spliced windows, {counts['hard_negatives']} hard negatives")
+              f"{counts['spliced_windows']} spliced windows, {counts['hard_negatives']} hard negatives"
+              + (f", {counts['false_alarm_frames']} false-alarm frames (x{STREAM.false_alarm_copies + 1})"
+                 if counts["false_alarm_frames"] else ""))
     else:
         print("\nfinal model: the first fold's (--no-refit)")
         model, counts = cv.first_model, {}

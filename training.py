@@ -7,7 +7,9 @@ The training set (`gather`):
   of its patches, levelled and time-shifted as `TrainingConfig` says (the seed's recipe with both off);
 - background *recordings* (background/ files of STREAM.recording_seconds or more, and every
   --negatives file) add the listener's windows to the background class;
-- options (`TrainingConfig`): class weights, clips spliced into the background, hard negatives.
+- options (`TrainingConfig`): class weights, clips spliced into the background, hard negatives;
+- clips under background/false_alarms/ (what listen.py's "Not a <sound>" feedback moves there) are
+  hard negatives from the start: they train STREAM.false_alarm_copies more times.
 
 The folds (`assign_folds`): sound clips by file (or --group-by); background by recording, so that
 held-out background is other audio. Background clips of one recording share a name up to a trailing
@@ -27,7 +29,7 @@ import numpy as np
 
 import stream_training as st
 from metrics import REPORT_KEYS, build_report
-from params import BACKGROUND_CLASS, CLIP, SAMPLE_RATE, STREAM, TRAINING, YAMNET
+from params import BACKGROUND_CLASS, CLIP, EVIDENCE, SAMPLE_RATE, STREAM, TRAINING, YAMNET
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,11 @@ class TrainingSet:
     def clip_means(self) -> tuple[np.ndarray, np.ndarray]:
         """(each clip's mean embedding (clips, 1024), its label (clips,)): prototypes and "unknown" use them."""
         return np.stack([c.frames.mean(axis=0) for c in self.clips]), np.array([c.label for c in self.clips])
+
+
+def is_false_alarm(path) -> bool:
+    """A background clip that listen.py's feedback moved in: <training>/background/false_alarms/<clip>."""
+    return tuple(Path(path).parts[-3:-1]) == tuple(Path(EVIDENCE.false_alarm_folder).parts)
 
 
 def class_order(names) -> list[str]:
@@ -283,7 +290,13 @@ def fit_model(data: TrainingSet, clips: list[int], streams: list[int], recipe: R
         ys += [np.full(len(data.clips[i].augmented), data.clips[i].label) for i in clips
                if data.clips[i].augmented is not None]
     counts = {"clip_frames": int(sum(len(x) for x in xs)), "background_windows": 0, "spliced_windows": 0,
-              "hard_negatives": 0}
+              "hard_negatives": 0, "false_alarm_frames": 0}
+    false_alarms = [data.clips[i].frames for i in clips
+                    if data.clips[i].label == background and is_false_alarm(data.clips[i].path)]
+    if false_alarms:  # the user said so: they need no first model to find them
+        xs += false_alarms * STREAM.false_alarm_copies
+        ys += [np.full(len(f), background) for f in false_alarms] * STREAM.false_alarm_copies
+        counts["false_alarm_frames"] = int(sum(len(f) for f in false_alarms))
     negatives = np.zeros((0, YAMNET.embedding_size), np.float32)
     if background is not None:
         recordings = [data.streams[k] for k in streams if data.streams[k].is_recording]

@@ -56,6 +56,11 @@ class AlsaMicrophone:
             raise ValueError(f"{len(data)} bytes do not fit in the {self.capacity}-byte pipe: play less")
         os.write(self._fd, data)
 
+    def reconnect(self) -> None:
+        """After `close`: the microphone is there again (a replugged USB microphone), silent until `play`."""
+        if self._fd is None:
+            self._fd = os.open(self.fifo, os.O_RDWR)
+
     def close(self) -> None:
         """End of input: a recorder blocked in a read returns, so its stream can stop."""
         if self._fd is not None:

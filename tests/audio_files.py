@@ -15,6 +15,8 @@ from params import SAMPLE_RATE  # noqa: E402
 
 # Free Spoken Digit Dataset beside the clone (CC BY-SA 4.0; never committed).
 FSDD_DIR = Path(os.environ.get("AUDIO2MQTT_FSDD", PROJECT_DIR.parent / "shared" / "data" / "fsdd"))
+# Real recordings beside it (../shared/data/music/README.md: music, a robin, speech; never committed).
+MUSIC_DIR = FSDD_DIR.parent / "music"
 
 
 def write_wav(path: Path, waveform: np.ndarray, sr: int = SAMPLE_RATE, subtype: str = "PCM_16") -> Path:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from class_map import ClassMapError
-from detection import (DetectionError, EventDetector, StreamFramer, count_events, event_spans, parse_class_list,
-                       parse_thresholds)
+from detection import (DetectionError, EventDetector, SensorStates, StreamFramer, count_events, event_spans,
+                       parse_class_list, parse_thresholds)
 from params import LISTEN, LISTEN_WINDOW_SAMPLES, YAMNET
 
 HOP = YAMNET.patch_hop_samples
@@ -186,3 +186,12 @@ def test_event_spans_are_the_listeners_events():
                 expected = [t for d in stream_eval.pair_events(events) for t in (d.onset_s, d.offset_s)]
                 spans = event_spans(scores, threshold, min_frames)
                 assert [times[i] + window / 2 for span in spans for i in span] == pytest.approx(expected)
+
+
+def test_sensor_state_is_on_while_any_method_hears_the_label():
+    states = SensorStates(["bell", "glass"])
+    seen = [states.update({"event": kind, "label": label, "method": method}) for kind, label, method in [
+        ("start", "bell", "yamnet"), ("start", "bell", "fingerprint"), ("end", "bell", "yamnet"),
+        ("start", "glass", "yamnet"), ("end", "bell", "fingerprint"), ("end", "glass", "yamnet")]]
+    assert seen == ["ON", None, None, "ON", "OFF", "OFF"]
+    assert states.state("bell") == "OFF" and states.state("nothing") == "OFF"

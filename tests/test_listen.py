@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,9 +23,11 @@ import train
 from audio_source import StreamResampler, decode_pcm, open_pcm
 from alsa_microphone import AlsaMicrophone
 from audio_util import load_audio_16k_mono
+from audio_files import MUSIC_DIR
 from conftest import PROJECT_DIR, noise, tone, write_wav
 from detection import StreamFramer
-from mosquitto_broker import Broker, Subscriber, issue_server_cert, make_ca, retained
+from listen_config import ListenConfig
+from mosquitto_broker import Broker, Subscriber, free_port, issue_server_cert, make_ca, retained
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, read_credentials
 from params import LISTEN_WINDOW_SAMPLES, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR, SAMPLE_RATE, YAMNET
 
@@ -205,7 +208,7 @@ def test_clashing_flags_are_usage_errors(argv, message, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--classes", "Bicycle bel"], "error: unknown class name 'Bicycle bel'; did you mean: Bicycle bell"),
     (["--custom", "--models", "{tmp}/none"], "error: no trained model in"),
-    (["--classes", "Speech", "--threshold", "Speach=0.5"], "error: --threshold 'Speach=0.5': unknown class name"),
+    (["--classes", "Speech", "--threshold", "Speach=0.5"], "error: --threshold or [sounds]: 'Speach' is not a sound this listener detects (its sounds: Speech)"),
     (["--classes", "Speech", "--threshold", "2"], "error: --threshold '2' must be a number from 0 to 1"),
 ], ids=["unknown-class", "missing-model", "threshold-label", "threshold-value"])
 def test_bad_input_is_one_line_before_any_model_load(argv, message, tmp_path, capsys):
@@ -310,6 +313,39 @@ def test_file_stream_events_at_known_offsets_published_with_discovery(digit_mode
     assert config["availability_topic"] == "audio2mqtt/Test Pi/availability"
     assert (config["payload_on"], config["payload_off"]) == ("ON", "OFF")
     assert config["unique_id"] == "audio2mqtt_test_pi_digit"
+
+
+def test_health_energy_gate_level_sensor_and_event_entity(digit_model, digit_stream, broker, capsys):
+    """The gate skips YAMNet on the hiss between the bursts and the events stay where they were; the level
+    sensor says, every 2 s of audio, the dBFS of what was heard; HA's event entity gets one event per start."""
+    path, waveform, truth = digit_stream
+    subscriber = Subscriber(broker.port, ["audio2mqtt/health/#", "homeassistant/#"])
+    code = listen.main(["--file", str(path), "--custom", "--models", str(digit_model), "--min-level-dbfs", "-22",
+                        "--level-seconds", "2", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port),
+                        "--device-name", "health", "--ha-discovery"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = json_lines(out)
+    assert_events_match(events, truth)
+    skipped, windows = map(int, re.search(r"energy gate: (\d+) of (\d+) window\(s\) below -22 dBFS", err).groups())
+    framer = StreamFramer()
+    assert windows == len(framer.push(waveform)) + len(framer.flush())
+    assert 0.3 * windows < skipped < windows  # the hiss (about -26 dBFS) is skipped, the bursts are not
+
+    got = subscriber.wait_for(lambda m: ("audio2mqtt/health/availability", "offline", False) in m, timeout=10)
+    subscriber.close()
+    levels = [float(p) for t, p, _ in got if t == "audio2mqtt/health/level"]
+    blocks = waveform[:len(waveform) // (2 * SAMPLE_RATE) * 2 * SAMPLE_RATE].reshape(-1, 2 * SAMPLE_RATE)
+    expected = 10 * np.log10(np.mean(blocks.astype(np.float64) ** 2, axis=1))
+    np.testing.assert_allclose(levels, expected, atol=0.06)
+    heard = [json.loads(p) for t, p, _ in got if t == "audio2mqtt/health/heard"]
+    assert [h["event_type"] for h in heard] == ["digit", "digit"]
+    assert [h["offset_s"] for h in heard] == [e["offset_s"] for e in events if e["event"] == "start"]
+    kept = retained(broker.port, "homeassistant/#")
+    entity = json.loads(kept["homeassistant/event/health/heard/config"])
+    assert entity["event_types"] == ["digit"] and entity["state_topic"] == "audio2mqtt/health/heard"
+    sensor = json.loads(kept["homeassistant/sensor/health/level/config"])
+    assert sensor["state_topic"] == "audio2mqtt/health/level" and sensor["unit_of_measurement"] == "dBFS"
 
 
 def test_stdin_at_44k_stereo_gives_the_same_events(digit_model, digit_stream, capsys, monkeypatch):
@@ -607,6 +643,64 @@ def test_device_stream_events_at_known_offsets(digit_model, digit_stream, tmp_pa
     assert {e["source"] for e in events} == {f"device:{microphone.name}"}
 
 
+def test_a_microphone_that_goes_away_is_waited_for_and_heard_again(jingle_db, tmp_path):
+    """The virtual microphone gives no more audio after the jingle, then goes away, as an unplugged one:
+    the listener says so, waits for it, reopens it when it is back and hears the jingle played again, in
+    one stream; it never exits by itself."""
+    db, sound = jingle_db
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound, np.zeros(SAMPLE_RATE, np.float32)])
+    microphone = AlsaMicrophone(tmp_path)
+    microphone.play(audio)
+    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "listen.py"), "--device", microphone.name,
+                                "--fingerprints", str(db), "--stall-seconds", "3"],
+                               env=microphone.env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    lines, errors, cond = [], [], threading.Condition()
+
+    def read(stream, into):
+        for line in stream:
+            with cond:
+                into.append(line)
+                cond.notify_all()
+
+    readers = [threading.Thread(target=read, args=(process.stdout, lines), daemon=True),
+               threading.Thread(target=read, args=(process.stderr, errors), daemon=True)]
+    for reader in readers:
+        reader.start()
+
+    def wait_for(predicate, timeout=60):
+        with cond:
+            cond.wait_for(predicate, timeout=timeout)
+
+    try:
+        wait_for(lambda: len(lines) >= 2)  # then the microphone gives nothing more, as one unplugged ...
+        wait_for(lambda: any("gave no audio for 3 s" in e for e in errors))
+        microphone.close()  # ... and is gone: its read returns, the listener closes it and waits for it
+        wait_for(lambda: any("waiting for the input device to come back" in e for e in errors))
+        microphone.reconnect()  # plugged in again
+        # played once the listener has it open: PortAudio's probes while it looks for it may read from the FIFO
+        wait_for(lambda: any("is back; listening again" in e for e in errors))
+        microphone.play(audio)
+        wait_for(lambda: len(lines) >= 4)
+        process.send_signal(signal.SIGTERM)
+        microphone.close()
+        process.wait(timeout=60)
+    finally:
+        microphone.close()
+        process.kill()
+        process.wait()
+    for reader in readers:
+        reader.join(timeout=10)
+    err = "".join(errors)
+    assert process.returncode == 0, err
+    assert f"warning: input device {microphone.name!r} gave no audio for 3 s\n" in err
+    assert f"input device {microphone.name!r} gave no audio for 3 s: waiting for the input device to come back" in err
+    assert f"input device device:{microphone.name} is back; listening again" in err
+    events = json_lines("".join(lines))
+    assert [e["event"] for e in events] == ["start", "end"] * 2, err
+    assert events[2]["offset_s"] > events[1]["offset_s"]  # one stream, before and after
+
+
 # --- exact sounds: --fingerprints (no TensorFlow) ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -655,6 +749,146 @@ def test_fingerprints_two_replays_under_music_give_two_events_with_metadata_on_m
     assert config["state_topic"] == "audio2mqtt/den/mario_dies/state"
 
 
+def test_a_label_both_trained_and_fingerprinted_is_one_sensor_on_while_either_method_hears_it(
+        digit_model, digit_stream, fsdd_dir, broker, tmp_path, capsys):
+    """The trained class "digit" hears both bursts; the second burst's own recording is also registered
+    as the exact sound "digit". Events keep their method; Home Assistant gets one sensor, whose state
+    follows the union: ON at the first start, OFF only after the last of the two methods ended."""
+    import fingerprint
+
+    path, _, truth = digit_stream
+    write_wav(tmp_path / "sounds" / "digit" / "burst.wav", digit_burst(fsdd_dir, 1))  # the stream's second burst
+    db = tmp_path / "fp.sqlite"
+    assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(db)]) == 0
+    capsys.readouterr()
+    subscriber = Subscriber(broker.port, ["audio2mqtt/both/#", "homeassistant/#"])
+    code = listen.main(["--file", str(path), "--custom", "--models", str(digit_model), "--fingerprints", str(db),
+                        "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--device-name", "both",
+                        "--ha-discovery"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"listening to {path} for digit;" in err  # one label, listed once
+    events = json_lines(out)
+    assert_events_match([e for e in events if e["method"] == "yamnet"], truth)
+    exact = [e for e in events if e["method"] == "fingerprint"]
+    assert [(e["event"], e["label"]) for e in exact] == [("start", "digit"), ("end", "digit")]
+    assert abs(exact[0]["offset_s"] - truth[1][0]) <= 0.05
+
+    got = subscriber.wait_for(lambda m: ("audio2mqtt/both/availability", "offline", False) in m, timeout=10)
+    subscriber.close()
+    assert [json.loads(p) for t, p, _ in got if t == "audio2mqtt/both/event"] == events
+    on, most_on, states = set(), 0, []
+    for topic, payload, _ in got:  # in the order published: each state must match the methods on by then
+        if topic == "audio2mqtt/both/event":
+            event = json.loads(payload)
+            (on.add if event["event"] == "start" else on.discard)(event["method"])
+            most_on = max(most_on, len(on))
+        elif topic == "audio2mqtt/both/digit/state":
+            states.append(payload)
+            assert payload == ("ON" if on else "OFF"), (payload, on, got)
+    assert most_on == 2  # the two methods did overlap on the second burst
+    assert states == ["OFF", "ON", "OFF", "ON", "OFF"]  # OFF at connect, then one ON/OFF per burst
+    configs = [t for t in retained(broker.port, "homeassistant/binary_sensor/#") if "/both/" in t]
+    assert configs == ["homeassistant/binary_sensor/both/digit/config"]
+
+
+def test_a_sounds_own_min_frames_and_threshold_in_the_config_file_apply_to_its_yamnet_events(
+        digit_model, digit_stream, tmp_path, capsys):
+    path, _, truth = digit_stream
+    config = tmp_path / "audio2mqtt.toml"
+    config.write_text(f'[input]\nfile = "{path}"\n[detect]\ncustom = true\nmodels = "{digit_model}"\n'
+                      f'[sounds.digit]\nmin_frames = 50\n')
+    assert listen.main(["--config", str(config)]) == 0
+    assert json_lines(capsys.readouterr().out) == []  # a burst lasts 3-4 windows, not 50
+    config.write_text(config.read_text().replace("min_frames = 50", "threshold = 0.0"))
+    assert listen.main(["--config", str(config)]) == 0
+    events = json_lines(capsys.readouterr().out)
+    assert [e["event"] for e in events] == ["start", "end"]  # at 0 every window is "digit": one event
+    assert events[1]["duration_s"] > STREAM_S - 2
+    assert listen.main(["--config", str(config), "--threshold", "digit=0.5"]) == 0  # the flag wins
+    assert_events_match(json_lines(capsys.readouterr().out), truth)
+
+
+ROBIN = "456440__inspectorj__bird-whistling-robin-single-13.ogg"  # a real robin's call, 2.7 s
+
+
+def test_the_not_a_button_moves_a_false_alarm_into_training_and_train_py_learns_it(
+        digit_model, fsdd_dir, broker, tmp_path, capsys, monkeypatch):
+    """The digit model (digits vs noise) takes a real robin's call for a digit. "Not a digit", pressed in
+    Home Assistant after that event, moves its clip into training/background/false_alarms/; train.py again
+    on the same folder; on the same recording the robin no longer fires and the digits are still found."""
+    training = tmp_path / "training"
+    shutil.copytree(digit_model.parent / "training", training)
+    robin = load_audio_16k_mono(MUSIC_DIR / ROBIN)
+    robin_at, digit_at = 2.15, 10.31
+    robin_span = (robin_at, robin_at + len(robin) / SAMPLE_RATE)
+    stream = noise(16.0, amplitude=NOISE_LEVEL, seed=7)
+    for at_s, sound in ((robin_at, 0.5 * robin / np.abs(robin).max()), (digit_at, digit_burst(fsdd_dir, 0))):
+        at = round(at_s * SAMPLE_RATE)
+        stream[at:at + len(sound)] += sound
+    stream = np.clip(stream, -1, 1)
+    path = write_wav(tmp_path / "garden.wav", stream)
+
+    def robin_starts(events):
+        return [e for e in events if e["event"] == "start" and robin_span[0] - HOP_S <= e["offset_s"] <= robin_span[1]]
+
+    def digit_starts(events):
+        return [e for e in events if e["event"] == "start" and abs(e["offset_s"] - digit_at) <= HOP_S]
+
+    evidence = tmp_path / "evidence"
+    read_fd, write_fd = os.pipe()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(os.fdopen(read_fd, "rb")))
+    subscriber = Subscriber(broker.port, ["audio2mqtt/garden/#", "homeassistant/#"])
+    result = {}
+    listener = threading.Thread(target=lambda: result.setdefault("code", listen.main(
+        ["--stdin", "--format", "f32le", "--custom", "--models", str(digit_model), "--evidence", str(evidence),
+         "--training", str(training), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port),
+         "--device-name", "garden", "--ha-discovery"])))
+
+    def published(messages):
+        return [json.loads(p) for t, p, _ in messages if t == "audio2mqtt/garden/event"]
+
+    try:
+        listener.start()
+        os.write(write_fd, pcm_bytes(stream[:round(7.5 * SAMPLE_RATE)]))  # the robin, not yet the digits
+        got = subscriber.wait_for(lambda m: any(e["event"] == "end" for e in robin_starts(published(m)) and published(m)),
+                                  timeout=60)
+        false_alarm = robin_starts(published(got))
+        assert false_alarm, published(got)  # before the feedback, the robin fires
+        clip = evidence / false_alarm[0]["evidence"]
+        deadline = time.monotonic() + 30
+        while not clip.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        button = json.loads(retained(broker.port, "homeassistant/button/garden/#")[
+            "homeassistant/button/garden/digit_not_this/config"])
+        assert button["name"] == "Not a digit" and button["payload_press"] == "PRESS"
+        subscriber.client.publish(button["command_topic"], "PRESS", qos=1)
+        moved = training / "background" / "false_alarms" / clip.name
+        while not moved.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert moved.is_file() and not clip.exists()
+        os.write(write_fd, pcm_bytes(stream[round(7.5 * SAMPLE_RATE):]))
+        os.close(write_fd)
+        write_fd = None
+        listener.join(timeout=60)
+        assert result["code"] == 0
+    finally:
+        if write_fd is not None:
+            os.close(write_fd)
+        listener.join(timeout=10)
+        subscriber.close()
+    out, err = capsys.readouterr()
+    assert f"feedback: moved {clip.name} to {moved.parent}/" in err
+    assert digit_starts(json_lines(out))
+
+    assert train.main([str(training), str(tmp_path / "model"), "--epochs", "30", "--cv", "2",
+                       "--cache-dir", str(digit_model.parent / "cache"), "--quiet"]) == 0
+    assert "false-alarm frames" in capsys.readouterr().out
+    assert listen.main(["--file", str(path), "--custom", "--models", str(tmp_path / "model")]) == 0
+    events = json_lines(capsys.readouterr().out)
+    assert robin_starts(events) == [] and digit_starts(events), events
+
+
 def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     db, sound = jingle_db
     wav = write_wav(tmp_path / "a.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]))
@@ -663,6 +897,293 @@ def test_fingerprints_alone_never_import_tensorflow(jingle_db, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
     assert result.stderr.split()[-2:] == ["0", "False"], result.stderr
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["start", "end"]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_undelivered_events_at_the_end_of_a_file_or_pipe_are_exit_1(source, jingle_db, tmp_path, capsys, monkeypatch):
+    """No broker on the port: the events still go to stdout, and the run says in one line that MQTT
+    never got them (exit 0 would tell a script all was well)."""
+    db, sound = jingle_db
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound, np.zeros(SAMPLE_RATE, np.float32)])
+    if source == "file":
+        given = ["--file", str(write_wav(tmp_path / "a.wav", audio))]
+    else:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pcm_bytes(audio, fmt="s16le"))))
+        given = ["--stdin"]
+    port = free_port()
+    code = listen.main(given + ["--fingerprints", str(db), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert [e["event"] for e in json_lines(out)] == ["start", "end"]
+    last = err.strip().splitlines()[-1]
+    assert last == (f"error: 4 MQTT message(s) not delivered: broker 127.0.0.1:{port} unreachable at the end of "
+                    f"the stream (the events are on stdout)"), err
+    assert "Traceback" not in err and "warning: 4 MQTT" not in err
+
+
+def test_a_restarted_listener_clears_the_on_state_a_killed_one_left(jingle_db, broker, tmp_path):
+    """kill -9 while a sound is on leaves its retained ON (nobody said OFF); the next start says OFF for
+    every sound it owns before it hears anything."""
+    db, sound = jingle_db
+    state = "audio2mqtt/crash/mario_dies/state"
+    subscriber = Subscriber(broker.port, [state])
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_DIR / "listen.py"), "--stdin", "--fingerprints", str(db),
+         "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--device-name", "crash"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_DIR)
+    try:  # the pipe stays open after the jingle: the sound is still on when the listener dies
+        process.stdin.write(pcm_bytes(np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound]), fmt="s16le"))
+        process.stdin.flush()
+        got = subscriber.wait_for(lambda m: (state, "ON", False) in m, timeout=30)
+        assert (state, "ON", False) in got, process.stderr.read1().decode() if process.poll() is not None else got
+        process.kill()
+    finally:
+        process.kill()
+        process.wait()
+    assert retained(broker.port, state) == {state: "ON"}  # what a crash leaves behind
+
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(2 * SAMPLE_RATE, np.float32))
+    assert listen.main(["--file", str(silence), "--fingerprints", str(db), "--mqtt-host", "127.0.0.1",
+                        "--mqtt-port", str(broker.port), "--device-name", "crash"]) == 0
+    got = subscriber.wait_for(lambda m: m[-1] == (state, "OFF", False), timeout=10)
+    subscriber.close()
+    assert [p for _, p, _ in got] == ["OFF", "ON", "OFF"]  # each start says OFF first
+    assert retained(broker.port, state) == {state: "OFF"}
+
+
+def two_replays(sound: np.ndarray, path: Path, onsets=(2.0, 9.0), seconds: float = 13.0) -> Path:
+    """The jingle twice in quiet noise, written to `path`."""
+    stream = noise(seconds, amplitude=0.01, seed=4)
+    for onset in onsets:
+        at = round(onset * SAMPLE_RATE)
+        stream[at:at + len(sound)] += sound
+    return write_wav(path, stream)
+
+
+def test_a_config_file_holds_the_flags_settings_and_flags_given_beside_it_win(jingle_db, tmp_path, capsys):
+    """Input, exact sounds, a sound's own cooldown and an MQTT login with credentials, all from the file
+    (its relative paths are relative to it); --device-name on the command line beats the file's."""
+    db, sound = jingle_db
+    broker = Broker(tmp_path / "broker", users={"listener": "s3cret"}).start()
+    two_replays(sound, tmp_path / "conf" / "game.wav")
+    config = tmp_path / "conf" / "audio2mqtt.toml"
+    config.write_text(f"""[input]
+file = "game.wav"
+
+[detect]
+fingerprints = "{db}"
+
+[sounds.mario_dies]
+cooldown = 30.0
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+username = "listener"
+password = "s3cret"
+device_name = "from-file"
+""")
+    subscriber = Subscriber(broker.port, ["audio2mqtt/#"], username="listener", password="s3cret")
+    try:
+        code = listen.main(["--config", str(config), "--device-name", "from-flag"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert f"listening to {tmp_path / 'conf' / 'game.wav'} for mario_dies" in err
+        events = json_lines(out)
+        assert [e["event"] for e in events] == ["start", "end"]  # the replay 7 s later falls in the cooldown
+        got = subscriber.wait_for(lambda m: ("audio2mqtt/from-flag/availability", "offline", False) in m, timeout=10)
+        assert [json.loads(p) for t, p, _ in got if t == "audio2mqtt/from-flag/event"] == events
+        assert not any("from-file" in t for t, _, _ in got)
+
+        assert listen.main(["--config", str(config), "--device-name", "from-flag", "--cooldown", "0"]) == 0
+        assert len(json_lines(capsys.readouterr().out)) == 2  # a sound's own setting beats the general flag
+    finally:
+        subscriber.close()
+        broker.stop()
+    config.write_text(config.read_text().replace("[sounds.mario_dies]\ncooldown = 30.0\n", ""))
+    assert listen.main(["--config", str(config), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(free_port())]) == 1
+    assert [e["event"] for e in json_lines(capsys.readouterr().out)] == ["start", "end"] * 2
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[input]\nfile = 'a.wav'\n\n[detect]\ncustom = true\nthresold = 0.5\n",
+     "{path} line 6: unknown key 'thresold' in [detect] (known: custom, classes, fingerprints, models, threshold,"),
+    ("[input]\nfile = 'a.wav'\n[detcet]\ncustom = true\n", "{path} line 3: unknown table 'detcet' (tables: [input],"),
+    ("verbose = true\n", "{path} line 1: unknown key 'verbose'"),
+    ("[input]\nfile = 'a.wav'\n[detect]\ncustom = 'yes'\n", "{path} line 4: 'custom' must be true or false, got 'yes'"),
+    ('[detect]\ncustom = true\n[sounds."Door bell"]\nthreshold = 0.7\ncooldwn = 5\n',
+     "{path} line 5: unknown key 'cooldwn' in [sounds.Door bell] (known: threshold, min_frames, cooldown)"),
+    ("[detect]\ncustom = true\n[sounds.bell]\nthreshold = 1.5\n",
+     "{path} line 4: threshold must be a number from 0 to 1, got 1.5"),
+    ("[detect\n", "config {path} is not valid TOML"),
+], ids=["key", "table", "top-level", "type", "sound-key", "sound-threshold", "toml"])
+def test_a_config_file_mistake_is_one_line_naming_the_key_and_its_line(text, message, tmp_path, capsys):
+    path = tmp_path / "audio2mqtt.toml"
+    path.write_text(text)
+    assert listen.main(["--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + message.format(path=path)) and err.count("\n") == 1, err
+
+
+def test_print_config_shows_the_effective_settings_reads_back_and_never_prints_credentials(jingle_db, tmp_path,
+                                                                                          capsys, monkeypatch):
+    db, _ = jingle_db
+    config = tmp_path / "audio2mqtt.toml"
+    config.write_text(f"""[input]\nstdin = true\nrate = 48000\n[detect]\nfingerprints = "{db}"\n
+[sounds.mario_dies]\ncooldown = 10\n[mqtt]\nhost = "broker.lan"\nusername = "me"\npassword = "hunter2"\n""")
+    assert listen.main(["--config", str(config), "--print-config", "--cooldown", "2.5", "--ha-discovery"]) == 0
+    printed = capsys.readouterr().out
+    assert "hunter2" not in printed and 'password = "***"' in printed and 'username = "***"' in printed
+    assert "cooldown = 2.5" in printed and "ha_discovery = true" in printed and "rate = 48000" in printed
+    assert '[sounds."mario_dies"]\ncooldown = 10.0' in printed
+    again = tmp_path / "printed.toml"
+    again.write_text(printed)
+    assert listen.main(["--config", str(again), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed  # what it prints, it reads back as the same settings
+
+    monkeypatch.setenv(MQTT_PASSWORD_ENV_VAR, "from-env")  # credentials from the environment: masked too
+    monkeypatch.setenv(MQTT_USERNAME_ENV_VAR, "env-user")
+    assert listen.main(["--stdin", "--fingerprints", str(db), "--mqtt-host", "h", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "from-env" not in printed and "env-user" not in printed and 'password = "***"' in printed
+
+
+def test_each_event_saves_its_audio_as_flac_named_in_its_json_and_on_mqtt(jingle_db, broker, tmp_path, capsys):
+    import soundfile
+
+    db, sound = jingle_db
+    stream_path = two_replays(sound, tmp_path / "game.wav")
+    stream = load_audio_16k_mono(stream_path)
+    evidence = tmp_path / "evidence"
+    subscriber = Subscriber(broker.port, ["audio2mqtt/ev/event"])
+    code = listen.main(["--file", str(stream_path), "--fingerprints", str(db), "--evidence", str(evidence),
+                        "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--device-name", "ev"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = json_lines(out)
+    assert [e["event"] for e in events] == ["start", "end"] * 2
+    got = subscriber.wait_for(lambda m: len(m) >= 4, timeout=10)
+    subscriber.close()
+    assert [json.loads(p) for _, p, _ in got] == events  # MQTT carries the file name too
+    assert sorted(p.name for p in evidence.iterdir()) == sorted({e["evidence"] for e in events})  # no temp files left
+    for start, end in zip(events[::2], events[1::2]):
+        assert start["id"] == end["id"] and start["evidence"] == end["evidence"] == start["id"] + ".flac"
+        audio, rate = soundfile.read(str(evidence / start["evidence"]), dtype="float32")
+        first = round((start["offset_s"] - 2.0) * SAMPLE_RATE)  # 2 s before the start to 1 s after the end
+        expected = stream[first:round((end["offset_s"] + 1.0) * SAMPLE_RATE)]
+        assert rate == SAMPLE_RATE and len(audio) == len(expected)
+        np.testing.assert_allclose(audio, expected, atol=2 / 32768)  # the stream itself, 16-bit
+
+
+def test_the_evidence_folder_keeps_within_its_size_and_age_limits(jingle_db, tmp_path, capsys):
+    db, sound = jingle_db
+    stream_path = two_replays(sound, tmp_path / "game.wav")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    old = evidence / "20200101-000000-mario_dies-fingerprint-1.flac"
+    old.write_bytes(b"an old clip")
+    os.utime(old, (time.time() - 8 * 86400,) * 2)
+    notes = evidence / "notes.txt"  # not a clip: never touched
+    notes.write_text("mine")
+    assert listen.main(["--file", str(stream_path), "--fingerprints", str(db), "--evidence", str(evidence),
+                        "--evidence-max-days", "7"]) == 0
+    capsys.readouterr()
+    clips = sorted(evidence.glob("*.flac"))
+    assert old not in clips and len(clips) == 2 and notes.read_text() == "mine"
+    biggest = max(p.stat().st_size for p in clips)
+    for clip in clips:
+        clip.unlink()
+    limit_mb = 1.5 * biggest / 1e6  # room for one clip, not two
+    assert listen.main(["--file", str(stream_path), "--fingerprints", str(db), "--evidence", str(evidence),
+                        "--evidence-max-mb", str(limit_mb)]) == 0
+    events = json_lines(capsys.readouterr().out)
+    assert [p.name for p in evidence.glob("*.flac")] == [events[-1]["evidence"]]  # the newest stays
+
+
+def test_feedback_moves_an_events_clip_into_training_as_a_false_alarm(jingle_db, tmp_path, capsys):
+    db, sound = jingle_db
+    evidence, training = tmp_path / "evidence", tmp_path / "training"
+    assert listen.main(["--file", str(two_replays(sound, tmp_path / "game.wav")), "--fingerprints", str(db),
+                        "--evidence", str(evidence)]) == 0
+    first = json_lines(capsys.readouterr().out)[0]
+    assert listen.main(["feedback", first["id"], "--evidence", str(evidence), "--training", str(training)]) == 0
+    out = capsys.readouterr().out
+    moved = training / "background" / "false_alarms" / first["evidence"]
+    assert moved.is_file() and not (evidence / first["evidence"]).exists() and len(list(evidence.iterdir())) == 1
+    assert out.startswith(f"moved {first['evidence']} to {moved.parent}/") and f"python train.py {training} " in out
+    assert listen.main(["feedback", first["id"], "--evidence", str(evidence), "--training", str(training)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no evidence clip for {first['id']!r} in {evidence}") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        listen.main(["feedback", first["id"]])
+    assert exit_info.value.code == 2 and "which evidence folder?" in capsys.readouterr().err
+
+
+PCM_PROGRAM = """import os, pathlib, sys, time
+runs = pathlib.Path(sys.argv[2])
+n = len(runs.read_text().split()) if runs.exists() else 0
+runs.write_text(runs.read_text() + f"{os.getpid()} " if runs.exists() else f"{os.getpid()} ")
+sys.stdout.buffer.write(pathlib.Path(sys.argv[1]).read_bytes())
+sys.stdout.buffer.flush()
+if n % 2 == 1:
+    time.sleep(600)  # every second run stalls: its audio stops but it never exits
+"""
+
+
+def test_a_command_input_is_restarted_when_it_exits_or_stalls_and_ends_with_the_listener(jingle_db, tmp_path):
+    """--command runs a program that prints PCM (ffmpeg in real life): here one that plays the jingle, then
+    exits or hangs by turns. listen.py restarts it each time, with back-off, and hears the jingle in every
+    run; SIGTERM ends the listener and the program it started."""
+    db, sound = jingle_db
+    pcm = tmp_path / "jingle.s16le"
+    pcm.write_bytes(pcm_bytes(np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sound,
+                                              np.zeros(SAMPLE_RATE, np.float32)]), fmt="s16le"))
+    program, runs = tmp_path / "play.py", tmp_path / "runs.txt"
+    program.write_text(PCM_PROGRAM)
+    command = f"{sys.executable} {program} {pcm} {runs}"
+    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "listen.py"), "--command", command,
+                                "--fingerprints", str(db), "--stall-seconds", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_DIR, text=True)
+    lines, three_runs = [], threading.Event()
+
+    def read_stdout():
+        for line in process.stdout:
+            lines.append(line)
+            if len(lines) >= 6:
+                three_runs.set()
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    try:
+        three_runs.wait(timeout=60)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    reader.join(timeout=10)
+    assert process.returncode == 0, err
+    events = json_lines("".join(lines))
+    assert [e["event"] for e in events[:6]] == ["start", "end"] * 3, err
+    starts = [e["offset_s"] for e in events if e["event"] == "start"]
+    run_s = len(pcm.read_bytes()) / 2 / SAMPLE_RATE
+    assert all(later - earlier >= run_s - 0.1 for earlier, later in zip(starts, starts[1:]))  # stream time goes on
+    assert "warning: --command exited with code 0; restarting it in 1 s" in err
+    assert "warning: --command gave no audio for 1 s; restarting it in 2 s" in err
+    for pid in map(int, runs.read_text().split()):  # none left behind, the hanging ones included
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--command", "no-such-program-xyz -f s16le -"], "error: --command: 'no-such-program-xyz' not found"),
+    (["--file", "x.wav", "--stall-seconds", "3"], "--stall-seconds only applies with --command or --device"),
+])
+def test_command_input_mistakes(argv, message, jingle_db, capsys):
+    try:
+        code = listen.main(argv + ["--fingerprints", str(jingle_db[0])])
+    except SystemExit as e:
+        code = e.code
+    assert code in (1, 2) and message in capsys.readouterr().err
 
 
 def test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install(jingle_db, tmp_path):
@@ -767,9 +1288,6 @@ def test_evaluate_stream_with_unlabelled_classes_or_labels_of_another_recording(
 
 
 def test_labels_that_share_a_topic_name_are_named_in_one_error():
-    from types import SimpleNamespace
-
-    args = SimpleNamespace(mqtt_config=None, mqtt_host="127.0.0.1", mqtt_port=1883, tls=False, cafile=None,
-                           device_name="den", topic_prefix=None, ha_prefix=None, ha_discovery=False, queue_size=None)
+    cfg = ListenConfig(file=Path("x.wav"), classes="Speech", mqtt_host="127.0.0.1", device_name="den")
     with pytest.raises(MqttError, match=r"labels 'door bell' and 'door-bell' share one topic name \(door_bell\)"):
-        listen.make_publisher(args, ["door bell", "glass", "door-bell"])
+        listen.make_publisher(cfg, ["door bell", "glass", "door-bell"])
