@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"costs more CPU (default {YAMNET.patch_hop_seconds})")
     detect.add_argument("--min-votes", type=int, default=None,
                         help=f"with --fingerprints: agreeing landmarks a match needs (default {MATCH.min_votes})")
+    detect.add_argument("--dense", action="store_true", default=None,
+                        help="with --fingerprints: match dense landmarks too (more found under loud music and of "
+                             "noisy sounds; half the speed; README: Exact sounds)")
     detect.add_argument("--yamnet", metavar="HANDLE", default=None,
                         help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
     detect.add_argument("--backend", choices=BACKENDS, default=None,
@@ -309,7 +312,8 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
         parse_min_frames(cfg.min_frames, labels, model_meta.get("min_frames"))
     listeners, exact_labels = [], []
     if cfg.fingerprints is not None:  # before TensorFlow too: a bad database costs milliseconds
-        rules = MATCH if cfg.min_votes is None else dataclasses.replace(MATCH, min_votes=cfg.min_votes)
+        rules = dataclasses.replace(MATCH, min_votes=MATCH.min_votes if cfg.min_votes is None else cfg.min_votes,
+                                    dense=cfg.dense)
         # a match is already confirmed across the sound's segments: --min-frames counts YAMNet windows
         fingerprints = FingerprintListener(load_index(cfg.fingerprints, rules), cooldown_s=cfg.cooldown, rules=rules)
         exact_labels = fingerprints.labels

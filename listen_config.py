@@ -56,6 +56,7 @@ class ListenConfig:
     cooldown: float = LISTEN.cooldown_seconds
     hop: float = YAMNET.patch_hop_seconds
     min_votes: int | None = None
+    dense: bool = False                  # fingerprints: dense landmarks too (fingerprint.py match --dense)
     yamnet: str | None = None
     backend: str = "auto"
     sounds: dict = field(default_factory=dict)  # label -> SoundSettings
@@ -97,7 +98,7 @@ KEYS = (
     ("detect", "fingerprints", "fingerprints", Path), ("detect", "models", "models", Path),
     ("detect", "threshold", "threshold", float), ("detect", "min_frames", "min_frames", int),
     ("detect", "cooldown", "cooldown", float), ("detect", "hop", "hop", float),
-    ("detect", "min_votes", "min_votes", int), ("detect", "yamnet", "yamnet", str),
+    ("detect", "min_votes", "min_votes", int), ("detect", "dense", "dense", bool), ("detect", "yamnet", "yamnet", str),
     ("detect", "backend", "backend", str),
     ("mqtt", "host", "mqtt_host", str), ("mqtt", "port", "mqtt_port", int),
     ("mqtt", "username", "mqtt_username", str), ("mqtt", "password", "mqtt_password", str),
@@ -269,6 +270,8 @@ def check(cfg: ListenConfig) -> None:
                           '--fingerprints DB (exact sounds)')
     if cfg.fingerprints is None and cfg.min_votes is not None:
         raise ConfigError("--min-votes only applies with --fingerprints")
+    if cfg.fingerprints is None and cfg.dense:
+        raise ConfigError("--dense only applies with --fingerprints")
     if cfg.min_votes is not None and cfg.min_votes < 1:
         raise ConfigError("--min-votes must be at least 1")
     if not cfg.custom and not cfg.classes:  # fingerprints alone: no YAMNet

@@ -62,15 +62,19 @@ def test_dense_landmarks_do_not_depend_on_how_the_stream_is_chunked(fsdd_dir):
         np.testing.assert_array_equal(np.sort(got), np.sort(want))
 
 
+def slam_in_music(sounds) -> np.ndarray:
+    """The slam 6 dB above 10 s of generated music, at 4 s, the whole at 0.9 peak (never clipped)."""
+    heard = mix_at_snr(melody_stream(np.random.default_rng(1), 10.0), sounds["door"], 4 * SAMPLE_RATE, 6.0)
+    return (0.9 * heard / np.abs(heard).max()).astype(np.float32)
+
+
 def test_dense_landmarks_find_a_noisy_sound_under_music_that_onset_landmarks_miss(db, sounds):
     """A slam has no tones: its onset landmarks drown in music; the loudest cells of its bursts do not."""
     index = load_index(db)
-    music = melody_stream(np.random.default_rng(4), 8.0)
-    heard = mix_at_snr(music, sounds["door"], 2 * SAMPLE_RATE, 0.0)
-    at_frames = 2 * SAMPLE_RATE / FINGERPRINT.hop
+    at_frames = 4 * SAMPLE_RATE / FINGERPRINT.hop
 
     def found(rules):
-        return [m for m in match_waveform(index, heard, rules) if m.reference.label == "door"
+        return [m for m in match_waveform(index, slam_in_music(sounds), rules) if m.reference.label == "door"
                 and abs(m.offset_frames - at_frames) <= 2]
 
     assert not found(MATCH)
@@ -112,3 +116,20 @@ def test_a_match_says_how_loud_the_sound_was_against_what_played_before_it(db, s
     in_band_db = 10 * np.log10(np.mean(added ** 2) / np.mean(under ** 2))
     (match,) = fingerprint.each_sound_once(match_waveform(index, heard, MATCH))
     assert match.snr_db == pytest.approx(in_band_db, abs=2.0)
+
+
+def test_listen_dense_hears_the_slam_under_music_with_its_snr(db, sounds, tmp_path, capsys):
+    """listen.py --fingerprints --dense streams as a listener does: the slam under music is an event,
+    with its SNR; without --dense it is not; and --dense means nothing without --fingerprints."""
+    import listen
+
+    path = write_wav(tmp_path / "game.wav", slam_in_music(sounds))
+    for flags, expected in (([], []), (["--dense"], [("start", "door"), ("end", "door")])):
+        assert listen.main(["--file", str(path), "--fingerprints", str(db)] + flags) == 0
+        events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(e["event"], e["label"]) for e in events] == expected
+    assert abs(events[0]["offset_s"] - 4.0) <= 2 * FINGERPRINT.frame_seconds
+    assert 0.0 < events[0]["snr_db"] < 15.0  # 6 dB full band; in band, see the test above
+    with pytest.raises(SystemExit):
+        listen.main(["--file", str(path), "--custom", "--dense"])
+    assert "--dense only applies with --fingerprints" in capsys.readouterr().err
