@@ -173,7 +173,7 @@ META_FILENAME = "meta.json"         # optional, in sounds/<label>/: fields sent 
 YAML_META_FILENAMES = ("meta.yaml", "meta.yml")  # refused with a hint: PyYAML is not a dependency
 COOLDOWN_KEY = "cooldown"           # in meta.json: seconds the label stays quiet after an event ends
 PAIRING_BLOCK_PEAKS = 300          # peaks paired at once: bounds the (anchors x peaks) matrix
-STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's first 0.13 s are not matched (see StreamMatcher.push)
+STREAM_WARMUP_FRAMES = 8           # landmarks of a stream's (or file's) first 0.13 s are not matched (see StreamMatcher.push)
 FILE_PIECE_SECONDS = 30.0          # match_waveform makes a recording's landmarks this much at a time
 PREFIX_STEP_FRAMES = int(LISTEN.chunk_seconds / FINGERPRINT.frame_seconds)  # 6: a file match tries what had been
                                    # heard as often as listen.py decides, once per chunk
@@ -762,9 +762,13 @@ def match_waveform(index: FingerprintIndex, waveform: np.ndarray, rules: MatchDe
     pieces = [extractor.push(waveform[start:start + step]) for start in range(0, len(waveform), step)]
     hashes = np.concatenate([h for h, _ in pieces]) if pieces else np.zeros(0, np.uint32)
     times = np.concatenate([t for _, t in pieces]) if pieces else np.zeros(0, np.int64)
+    # as a listener started where the file starts: its first frames rise "from silence" everywhere
+    live = times >= STREAM_WARMUP_FRAMES
     dense = extractor.take_dense(finish=True) if rules.dense else None
-    return [m.with_snr(extractor.spectrum)
-            for m in match_landmarks(index, hashes, times, extractor.frames_done, rules, extractor.spectrum, dense)]
+    if dense is not None:
+        dense = tuple(x[dense[1] >= STREAM_WARMUP_FRAMES] for x in dense)
+    return [m.with_snr(extractor.spectrum) for m in match_landmarks(
+        index, hashes[live], times[live], extractor.frames_done, rules, extractor.spectrum, dense)]
 
 
 class StreamMatcher:
@@ -1392,7 +1396,9 @@ class FingerprintListener:
         for label, on in self._events_on.items():
             match = matches.get(label)
             if match and match.reference is on.reference and abs(match.offset_frames - on.offset_frames) <= 1:
-                self._events_on[label] = max(on, match, key=lambda m: m.votes)  # its best view of the match
+                best = max(on, match, key=lambda m: m.votes)  # its best view of the match ...
+                # ... with an SNR: a long sound's later views no longer have the second before it
+                self._events_on[label] = best if best.snr_db is not None else replace(best, snr_db=on.snr_db)
             elif now <= self.matcher.end_frame(on):
                 matches[label] = on  # recognised once, a sound plays to its end: a noisy stretch does not end it
             elif match:
@@ -1421,12 +1427,12 @@ class FingerprintListener:
             match = self._events_on.pop(label)
             self._quiet[label] = (event["offset_s"] + self.cooldowns[label], match.votes)
         frame_s = self.index.params.frame_seconds
-        onset = max(0, match.offset_frames) * frame_s  # a sound that began before the stream did: from 0 s
+        onset = match.offset_frames * frame_s  # before 0 for a sound that began before the stream did
         if event["event"] == "start":
-            event["offset_s"] = round(onset, 3)
+            event["offset_s"] = round(max(0.0, onset), 3)
         else:  # the reference's end, unless the stream stopped first
             event["offset_s"] = round(min(onset + match.reference.duration_s, event["offset_s"]), 3)
-            event["duration_s"] = round(event["offset_s"] - onset, 3)
+            event["duration_s"] = round(event["offset_s"] - max(0.0, onset), 3)
         event.update(score=round(match.score, 4), method=self.METHOD, reference=match.reference.name,
                      votes=match.votes, snr_db=match.snr_db,
                      metadata=self.index.metadata.get(label, LabelInfo({})).metadata)

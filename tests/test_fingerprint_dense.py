@@ -11,7 +11,7 @@ from audio_util import load_audio_16k_mono
 from conftest import write_wav
 from fingerprint import FINGERPRINT, MATCH, LandmarkExtractor, load_index, match_waveform
 from params import SAMPLE_RATE
-from synth_sounds import chime, melody_stream, mix_at_snr, noise_stream
+from synth_sounds import chime, jingle, melody_stream, mix_at_snr, noise_stream
 
 DENSE = fingerprint.replace(MATCH, dense=True)
 
@@ -89,17 +89,38 @@ def test_dense_landmarks_leave_other_music_and_noise_alone(db):
         assert match_waveform(index, unrelated, DENSE) == []
 
 
-def test_match_lists_each_sound_once_and_never_before_the_clip(db, sounds, tmp_path, capsys):
-    """Two recordings of one bell match the same ring: one line, the better one. A clip that begins
-    partway through a slam (found by --dense) puts it at 0 s, not at a negative time."""
+def test_match_lists_each_sound_once(db, sounds, tmp_path, capsys):
+    """Two recordings of one bell match the same ring: one line, the better one."""
     noise = noise_stream(np.random.default_rng(6), 4.0, color="pink")
     ring = write_wav(tmp_path / "ring.wav", np.clip(mix_at_snr(noise, sounds["bell"], SAMPLE_RATE, 12.0), -1, 1))
-    late = write_wav(tmp_path / "late.wav", np.clip(mix_at_snr(noise, sounds["door"][int(0.3 * SAMPLE_RATE):], 0, 12.0), -1, 1))
     assert len(match_waveform(load_index(db), load_audio_16k_mono(ring))) == 2  # both recordings of the bell
-    assert fingerprint.main(["match", str(ring), str(late), "--db", str(db), "--json", "--dense"]) == 0
-    found = [[(m["label"], m["offset_s"]) for m in json.loads(line)["matches"]] for line in capsys.readouterr().out.splitlines()]
-    assert [[label for label, _ in matches] for matches in found] == [["bell"], ["door"]], found
-    assert found[0][0][1] == pytest.approx(1.0, abs=2 * FINGERPRINT.frame_seconds) and found[1][0][1] == 0.0
+    assert fingerprint.main(["match", str(ring), "--db", str(db), "--json"]) == 0
+    matches = json.loads(capsys.readouterr().out)["matches"]
+    assert [m["label"] for m in matches] == ["bell"]
+    assert matches[0]["offset_s"] == pytest.approx(1.0, abs=2 * FINGERPRINT.frame_seconds)
+
+
+def test_a_sound_that_began_before_the_clip_starts_at_0_s_and_ends_where_it_does(tmp_path, capsys):
+    """match and listen.py agree on a clip that begins 0.5 s into a jingle: at 0.00 s, never before, and
+    its end event where the jingle ends, with the SNR of its start."""
+    import listen
+
+    tune = jingle(np.random.default_rng(40), notes=12)
+    root = tmp_path / "sounds"
+    write_wav(root / "tune" / "tune.wav", tune)
+    db = tmp_path / "fingerprints.sqlite"
+    assert fingerprint.main(["add", str(root), "--db", str(db)]) == 0
+    late = tune[SAMPLE_RATE // 2:]
+    noise = noise_stream(np.random.default_rng(6), len(late) / SAMPLE_RATE + 2.0, color="pink")
+    clip = write_wav(tmp_path / "late.wav", np.clip(mix_at_snr(noise, late, 0, 12.0), -1, 1))
+    capsys.readouterr()
+    assert fingerprint.main(["match", str(clip), "--db", str(db), "--json"]) == 0
+    assert [(m["label"], m["offset_s"]) for m in json.loads(capsys.readouterr().out)["matches"]] == [("tune", 0.0)]
+    assert listen.main(["--file", str(clip), "--fingerprints", str(db)]) == 0
+    start, end = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (start["event"], start["offset_s"], end["event"]) == ("start", 0.0, "end")
+    assert end["offset_s"] == pytest.approx(len(late) / SAMPLE_RATE, abs=2 * FINGERPRINT.frame_seconds)
+    assert end["duration_s"] == end["offset_s"]
 
 
 @pytest.mark.parametrize("snr_db", [12.0, 0.0, -6.0])
@@ -133,3 +154,19 @@ def test_listen_dense_hears_the_slam_under_music_with_its_snr(db, sounds, tmp_pa
     with pytest.raises(SystemExit):
         listen.main(["--file", str(path), "--custom", "--dense"])
     assert "--dense only applies with --fingerprints" in capsys.readouterr().err
+
+
+def test_the_end_of_a_long_sound_keeps_the_snr_of_its_start(tmp_path):
+    """A 6 s tune: when it ends, the second before it is no longer in the listener's 4 s of history."""
+    rng = np.random.default_rng(41)
+    tune = np.concatenate([jingle(rng, notes=12), jingle(rng, notes=12)])
+    root = tmp_path / "sounds"
+    write_wav(root / "tune" / "tune.wav", tune)
+    db = tmp_path / "fingerprints.sqlite"
+    assert fingerprint.main(["add", str(root), "--db", str(db)]) == 0
+    heard = np.clip(mix_at_snr(noise_stream(np.random.default_rng(7), 12.0, color="pink"), tune, 3 * SAMPLE_RATE, 6.0), -1, 1)
+    listener = fingerprint.FingerprintListener(load_index(db))
+    events = [e for at in range(0, len(heard), SAMPLE_RATE // 10) for e in listener.push(heard[at:at + SAMPLE_RATE // 10])]
+    assert len(tune) / SAMPLE_RATE > fingerprint.MATCH.stream_history_seconds
+    assert [e["event"] for e in events] == ["start", "end"]
+    assert events[0]["snr_db"] is not None and events[1]["snr_db"] == pytest.approx(events[0]["snr_db"], abs=1.0)
