@@ -947,6 +947,8 @@ class FingerprintStore:
     """An open fingerprint database. Every change is one transaction: all of it lands, or none."""
 
     def __init__(self, path, create: bool = False):
+        if str(path).strip() == "":  # Path("") is "."
+            raise FingerprintError("no database file given (an empty path): e.g. --db models/fingerprints.sqlite")
         self.path = Path(path)
         if not self.path.exists():
             if not create:
@@ -1328,7 +1330,7 @@ def main(argv=None) -> int:
 
     def command(name, **kwargs):
         sub = commands.add_parser(name, formatter_class=HelpFormatter, **kwargs)
-        sub.add_argument("--db", type=Path, default=DEFAULT_DB, help="the fingerprint database (SQLite file)")
+        sub.add_argument("--db", type=str, default=str(DEFAULT_DB), help="the fingerprint database (SQLite file)")
         return sub
 
     add = command("add", help="register sounds: one label per sub-folder",
