@@ -241,9 +241,11 @@ def with_credentials(cfg: ListenConfig, environ=os.environ) -> ListenConfig:
     return dataclasses.replace(cfg, mqtt_username=username, mqtt_password=password)
 
 
-def make_publisher(cfg: ListenConfig, labels: list[str], on_feedback=None) -> MqttPublisher:
+def make_publisher(cfg: ListenConfig, labels: list[str], on_feedback=None,
+                   trained: list[str] | None = None) -> MqttPublisher:
     """The publisher for `labels`; credentials as with_credentials put them in `cfg`; `on_feedback(label)`
-    for its "Not a <label>" presses."""
+    for the "Not a <label>" presses of the `trained` labels (YAMNet's: training can unlearn a false alarm
+    of those, not a fingerprint's)."""
     settings = MqttSettings(host=cfg.mqtt_host, port=cfg.mqtt_port or (LISTEN.mqtt_tls_port if cfg.tls else LISTEN.mqtt_port),
                             username=cfg.mqtt_username, password=cfg.mqtt_password, tls=cfg.tls, cafile=cfg.cafile)
     device_name = cfg.device_name or default_device_name()
@@ -258,7 +260,8 @@ def make_publisher(cfg: ListenConfig, labels: list[str], on_feedback=None) -> Mq
             raise MqttError(f"labels {' and '.join(repr(c) for c in clash)} share one topic name ({topic_name}): "
                             f"rename one (a class folder or a fingerprint label)")
     return MqttPublisher(settings, topics, labels, device_name, ha_discovery=cfg.ha_discovery,
-                         queue_size=cfg.queue_size or LISTEN.queue_size, on_feedback=on_feedback)
+                         queue_size=cfg.queue_size or LISTEN.queue_size, on_feedback=on_feedback,
+                         feedback_labels=trained)
 
 
 def threshold_specs(cfg: ListenConfig, labels: list[str]) -> list[str]:
@@ -334,6 +337,8 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
             clip = recorder.take_last(label)
             if clip is None:
                 message = f"no evidence clip of {label} to move (none since the listener started, or moved already)"
+            elif f"-{FingerprintListener.METHOD}-" in clip.name:
+                message = f"the last {label} event was a fingerprint match, which training cannot unlearn: {clip} stays"
             else:
                 try:
                     message = describe_move(clip, move_to_training(clip, cfg.training_dir or DEFAULT_TRAINING_DIR))
@@ -343,7 +348,8 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
 
     source = open_source(cfg)
     if cfg.mqtt_host and (labels or not use_yamnet):
-        publisher = make_publisher(cfg, [label for label in labels if can_fire(label)] + exact_labels, feedback)
+        firing = [label for label in labels if can_fire(label)]
+        publisher = make_publisher(cfg, firing + exact_labels, feedback, firing)
         opened.append(publisher)
         publisher.start()
     if use_yamnet:
@@ -355,7 +361,7 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
         detector = EventDetector(labels, thresholds, LISTEN.min_frames, cfg.cooldown, label_min_frames=min_frames,
                                  label_cooldowns=sound_values(cfg, "cooldown", labels))
         if cfg.mqtt_host and publisher is None:  # AudioSet names from a TF Hub URL: known only now
-            publisher = make_publisher(cfg, detector.firing_labels + exact_labels, feedback)
+            publisher = make_publisher(cfg, detector.firing_labels + exact_labels, feedback, detector.firing_labels)
             opened.append(publisher)
             publisher.start()
         framer = StreamFramer(hop_samples=round(cfg.hop * SAMPLE_RATE))
@@ -436,6 +442,10 @@ def feedback_main(argv) -> int:
         print(f"error: no evidence clip for {args.event_id!r} in {evidence_dir} (moved already, or older than the "
               f"folder keeps clips)", file=sys.stderr)
         return 1
+    if f"-{FingerprintListener.METHOD}-" in clip.name:
+        print(f"error: {args.event_id} was a fingerprint match, which training cannot unlearn: raise --min-votes, or "
+              f"see what it matched with python fingerprint.py match {clip}", file=sys.stderr)
+        return 1
     training = args.training or values.get("training_dir") or DEFAULT_TRAINING_DIR
     try:
         target = move_to_training(clip, training)
@@ -455,7 +465,9 @@ def read_config(args, parser) -> ListenConfig:
     try:
         check(cfg)
     except ConfigError as e:
-        parser.error(f"{e}{' (with ' + str(args.config) + ')' if args.config else ''}")
+        if args.config:  # the file may hold the clash: one line naming it, as for its other mistakes
+            raise ConfigError(f"{e} (with {args.config})") from e
+        parser.error(str(e))
     return dataclasses.replace(cfg, models=cfg.models or DEFAULT_MODELS_DIR) if cfg.custom else cfg
 
 

@@ -275,9 +275,12 @@ def check(cfg: ListenConfig) -> None:
     if cfg.min_votes is not None and cfg.min_votes < 1:
         raise ConfigError("--min-votes must be at least 1")
     if not cfg.custom and not cfg.classes:  # fingerprints alone: no YAMNet
-        yamnet_only = (("--threshold", cfg.threshold is not None or any(s.threshold is not None for s in cfg.sounds.values())),
-                       ("--min-frames", cfg.min_frames is not None
-                        or any(s.min_frames is not None for s in cfg.sounds.values())),
+        for label, sound in cfg.sounds.items():
+            for key in ("threshold", "min_frames"):
+                if getattr(sound, key) is not None:
+                    raise ConfigError(f"{key} in [sounds.{label}] applies to YAMNet's sounds (--custom or --classes): "
+                                      f"an exact sound takes only cooldown")
+        yamnet_only = (("--threshold", cfg.threshold is not None), ("--min-frames", cfg.min_frames is not None),
                        ("--yamnet", cfg.yamnet), ("--hop", cfg.hop != YAMNET.patch_hop_seconds),
                        ("--backend", cfg.backend != "auto"), ("--min-level-dbfs", cfg.min_level_dbfs is not None))
         for name, given in yamnet_only:

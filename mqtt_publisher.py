@@ -202,9 +202,9 @@ class MqttPublisher:
     def __init__(self, settings: MqttSettings, topics: Topics, labels: list[str], device_name: str,
                  ha_discovery: bool = False, queue_size: int = LISTEN.queue_size, log=_stderr,
                  reconnect_seconds: tuple[float, float] = (LISTEN.reconnect_min_seconds, LISTEN.reconnect_max_seconds),
-                 on_feedback=None):
-        """`on_feedback(label)`: listen on each label's not_this topic (and, with discovery, offer its
-        button); a press calls it, on paho's network thread."""
+                 on_feedback=None, feedback_labels: list[str] | None = None):
+        """`on_feedback(label)`: listen on the not_this topic of each of `feedback_labels` (default: all;
+        with discovery, offer its button); a press calls it, on paho's network thread."""
         import paho.mqtt.client as mqtt
 
         self.settings, self.topics, self.labels = settings, topics, list(dict.fromkeys(labels))
@@ -212,7 +212,8 @@ class MqttPublisher:
         self.fatal: str | None = None
         self.dropped = 0
         self.on_feedback = on_feedback
-        self._by_command = {topics.not_this(label): label for label in self.labels}
+        self._by_command = {topics.not_this(label): label
+                            for label in (self.labels if feedback_labels is None else feedback_labels)}
         # OFF for every label we own until an event says otherwise, re-sent on every connect: a listener
         # killed while a sound was ON leaves that retained ON, and its restart clears it
         self._states = {label: "OFF" for label in self.labels}
@@ -411,10 +412,10 @@ class MqttPublisher:
             for label in self.labels:
                 client.publish(self.topics.discovery(label),
                                json.dumps(discovery_config(self.topics, label, self.device_name)), qos=1, retain=True)
-                if self.on_feedback:
+                if self.on_feedback and self.topics.not_this(label) in self._by_command:
                     client.publish(self.topics.button_discovery(label),
                                    json.dumps(button_config(self.topics, label, self.device_name)), qos=1, retain=True)
-        if self.on_feedback:
+        if self.on_feedback and self._by_command:  # paho refuses an empty list
             client.subscribe([(topic, 1) for topic in self._by_command])
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         with self._cond:

@@ -1016,7 +1016,9 @@ device_name = "from-file"
     ("[detect]\ncustom = true\n[sounds.bell]\nthreshold = 1.5\n",
      "{path} line 4: threshold must be a number from 0 to 1, got 1.5"),
     ("[detect\n", "config {path} is not valid TOML"),
-], ids=["key", "table", "top-level", "type", "sound-key", "sound-threshold", "toml"])
+    ("[input]\nfile = 'a.wav'\n[detect]\nfingerprints = 'fp.sqlite'\n[sounds.door]\nthreshold = 0.9\n",
+     "threshold in [sounds.door] applies to YAMNet's sounds (--custom or --classes): an exact sound takes only cooldown"),
+], ids=["key", "table", "top-level", "type", "sound-key", "sound-threshold", "toml", "exact-sound-threshold"])
 def test_a_config_file_mistake_is_one_line_naming_the_key_and_its_line(text, message, tmp_path, capsys):
     path = tmp_path / "audio2mqtt.toml"
     path.write_text(text)
@@ -1100,16 +1102,18 @@ def test_the_evidence_folder_keeps_within_its_size_and_age_limits(jingle_db, tmp
     assert [p.name for p in evidence.glob("*.flac")] == [events[-1]["evidence"]]  # the newest stays
 
 
-def test_feedback_moves_an_events_clip_into_training_as_a_false_alarm(jingle_db, tmp_path, capsys):
-    db, sound = jingle_db
+def test_feedback_moves_an_events_clip_into_training_as_a_false_alarm(digit_model, digit_stream, jingle_db, tmp_path,
+                                                                     capsys):
+    """A YAMNet event's clip moves; a fingerprint match's stays (training cannot unlearn it), and says so."""
     evidence, training = tmp_path / "evidence", tmp_path / "training"
-    assert listen.main(["--file", str(two_replays(sound, tmp_path / "game.wav")), "--fingerprints", str(db),
+    assert listen.main(["--file", str(digit_stream[0]), "--custom", "--models", str(digit_model),
                         "--evidence", str(evidence)]) == 0
     first = json_lines(capsys.readouterr().out)[0]
+    assert first["method"] == "yamnet"
     assert listen.main(["feedback", first["id"], "--evidence", str(evidence), "--training", str(training)]) == 0
     out = capsys.readouterr().out
     moved = training / "background" / "false_alarms" / first["evidence"]
-    assert moved.is_file() and not (evidence / first["evidence"]).exists() and len(list(evidence.iterdir())) == 1
+    assert moved.is_file() and not (evidence / first["evidence"]).exists()
     assert out.startswith(f"moved {first['evidence']} to {moved.parent}/") and f"python train.py {training} " in out
     assert listen.main(["feedback", first["id"], "--evidence", str(evidence), "--training", str(training)]) == 1
     err = capsys.readouterr().err
@@ -1117,6 +1121,15 @@ def test_feedback_moves_an_events_clip_into_training_as_a_false_alarm(jingle_db,
     with pytest.raises(SystemExit) as exit_info:
         listen.main(["feedback", first["id"]])
     assert exit_info.value.code == 2 and "which evidence folder?" in capsys.readouterr().err
+
+    db, sound = jingle_db
+    assert listen.main(["--file", str(two_replays(sound, tmp_path / "game.wav")), "--fingerprints", str(db),
+                        "--evidence", str(evidence)]) == 0
+    exact = json_lines(capsys.readouterr().out)[0]
+    assert listen.main(["feedback", exact["id"], "--evidence", str(evidence), "--training", str(training)]) == 1
+    err = capsys.readouterr().err
+    assert "was a fingerprint match, which training cannot unlearn" in err and err.count("\n") == 1
+    assert (evidence / exact["evidence"]).is_file()
 
 
 PCM_PROGRAM = """import os, pathlib, sys, time
@@ -1291,3 +1304,15 @@ def test_labels_that_share_a_topic_name_are_named_in_one_error():
     cfg = ListenConfig(file=Path("x.wav"), classes="Speech", mqtt_host="127.0.0.1", device_name="den")
     with pytest.raises(MqttError, match=r"labels 'door bell' and 'door-bell' share one topic name \(door_bell\)"):
         listen.make_publisher(cfg, ["door bell", "glass", "door-bell"])
+
+
+def test_exact_sounds_get_no_not_a_button(jingle_db, broker, tmp_path, capsys):
+    """Training cannot unlearn a fingerprint match, so a label only fingerprints detect has no "Not a" button."""
+    db, sound = jingle_db
+    Subscriber(broker.port, ["homeassistant/#"]).close()  # the broker is up
+    assert listen.main(["--file", str(two_replays(sound, tmp_path / "game.wav")), "--fingerprints", str(db),
+                        "--evidence", str(tmp_path / "evidence"), "--mqtt-host", "127.0.0.1", "--mqtt-port",
+                        str(broker.port), "--device-name", "den", "--ha-discovery"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert "homeassistant/binary_sensor/den/mario_dies/config" in retained(broker.port, "homeassistant/#")
+    assert retained(broker.port, "homeassistant/button/#") == {}
