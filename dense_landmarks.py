@@ -6,7 +6,8 @@ end peaks, it need not start or stop, nor stand out from its neighbours by much:
 slam, a fizz or a splash, and of a melody's notes under louder music, still peak where the sound is
 loudest. Each peak is paired with the next `fanout` peaks of later frames up to 1 s on, and each pair
 hashed as (bin, bin, frames between). A replay agrees with its reference at one time offset; a match
-needs many votes there (MatchDefaults.dense_min_votes), since such peaks are common in all audio.
+needs many votes there (MatchDefaults.dense_min_votes), since such peaks are common in all audio, spread
+segment by segment and verified on the spectrogram as onset matches are (fingerprint.dense_matches).
 """
 
 from dataclasses import dataclass
@@ -102,14 +103,11 @@ class DenseIndex:
         numbers = np.concatenate([np.arange(len(landmarks[s][0])) for s in ids]) if ids else nothing
         order = np.argsort(hashes, kind="stable")
         self.frames, self.sound_ids, self.numbers = frames[order], sound_ids[order].astype(np.int64), numbers[order]
-        # per sound, its landmarks' anchor frames and the frames they complete at, sorted (see heard)
-        self._spans = {s: (np.sort(np.asarray(landmarks[s][1], np.int64)),
-                           np.sort(np.asarray(landmarks[s][1], np.int64) + (np.asarray(landmarks[s][0], np.int64) & DT_MASK)))
-                       for s in ids}
-        # per sound, (anchor frames, partner frames) of its landmarks in their stored order (lookup's numbers)
+        # per sound, (anchor frames, partner frames) of its landmarks in their stored order (lookup's numbers) ...
         self.landmark_frames = {s: (np.asarray(landmarks[s][1], np.int64),
                                     np.asarray(landmarks[s][1], np.int64) + (np.asarray(landmarks[s][0], np.int64) & DT_MASK))
                                 for s in ids}
+        self._spans = {s: (np.sort(a), np.sort(b)) for s, (a, b) in self.landmark_frames.items()}  # ... sorted (heard)
         self._starts = np.zeros((1 << HASH_BITS) + 1, np.int32)
         self._starts[1:] = np.bincount(hashes[order], minlength=1 << HASH_BITS)
         np.cumsum(self._starts[1:], out=self._starts[1:])
