@@ -150,9 +150,10 @@ class MatchDefaults:
                                          # the same pitch in other music wavers by a few dB) ...
     plain_end_drop_frames: int = 6       # ... within this many frames (0.1 s: in a room, a beep's echo rings on)
     # Or, an option, a match by dense landmarks (dense_landmarks.py: the peaks of noisy sounds, and of
-    # sounds under louder music): this many agree at one offset, and this share of those heard so far.
-    # Not the default: other melodies of the same notes and tempo agree with a jingle's that often, and
-    # it halves the matching speed (README: Exact sounds under loud music)
+    # sounds under louder music): this many agree at one offset, and this share of those heard so far,
+    # segment by segment as above, and verified on the spectrogram to a lower share. Not the default:
+    # on generated look-alike jingles it still matches a little more often, and it halves the matching
+    # speed (README: Exact sounds, How well it works)
     dense: bool = False
     dense_min_votes: int = 24
     dense_min_score: float = 0.03
