@@ -53,7 +53,7 @@ from fingerprint import FINGERPRINT, MATCH, FingerprintListener, FingerprintStor
 import dataclasses  # noqa: E402
 from params import SAMPLE_RATE  # noqa: E402
 import fingerprint_real  # noqa: E402
-from fingerprint_real import spectral_similarity  # noqa: E402
+from fingerprint_real import COPY_SIMILARITY, spectral_similarity  # noqa: E402
 import real_data  # noqa: E402
 from synth_sounds import beeps, chime, hum_stream, in_a_room, jingle, melody_stream, mix_at_snr, noise_stream  # noqa: E402
 
@@ -69,7 +69,6 @@ CHUNK_SECONDS = 0.1  # listen.py's chunk
 ROOMS = ((0.3, 6.0), (0.6, 3.0), (0.8, 0.0))
 ROOM_SNRS_DB = (10.0, 0.0)
 DCASE_T_COLLAR_S = 0.2  # DCASE's onset collar: a fingerprint match places a sound to a frame (16 ms)
-COPY_SIMILARITY = 0.8  # a confuser this similar to the matched reference over its whole length is a copy of it
 TARGETS = {"found_at_minus_3": 0.95, "latency_s": 1.5, "speed_x": 200.0, "mb_per_10_min": 2.0, "register_x": 100.0,
            "confuser_hours": 2.0}
 

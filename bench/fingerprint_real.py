@@ -3,14 +3,15 @@
 References: every short real sound of Debian's game and desktop sound packages (SuperTux's effects,
 jingles and voices, Frozen Bubble's and Pingus's effects, the freedesktop and Oxygen alert sounds),
 dealt in a seeded order: nine in ten offered to fingerprint.py's own `register`; the rest, and those it
-refuses (too short or plain), are confusers. Replays: a registered sound played in a simulated room (pyroomacoustics, bench/real_data.py)
-with 2-6 s of real music around it (the games' music tracks, ../shared/data/music) heard through the
-same room, at an SNR of +10 to -18 dB (the sound's RMS against the music's RMS under it), the whole at a
-random level; each replay streamed in 0.1 s chunks through FingerprintListener, as listen.py does, and
-found when its sound starts an event within FOUND_WITHIN_S of where it was put. False matches: all the
-music tracks, the unregistered effects sprinkled into them and FSDD's speakers counting, streamed the
-same way. A match on audio that copies a registered sound over its whole length (some packages ship the
-same sound twice) is counted apart, as a copy.
+refuses (too short or plain), are confusers. Replays: a registered sound with 3-6 s of real music around
+it (the games' music tracks, ../shared/data/music), on a line in or heard in a simulated room near the
+loudspeaker or across it (PLACEMENTS; pyroomacoustics, bench/real_data.py), at an SNR of +10 to -18 dB
+(the sound's RMS against the music's RMS under it), the whole at a random level; each replay streamed in
+0.1 s chunks through FingerprintListener, as listen.py does, and found when its sound starts an event
+within FOUND_WITHIN_S of where it was put. False matches: all the music tracks, the unregistered effects
+sprinkled into them and FSDD's speakers counting, streamed the same way. A match on audio that copies a
+registered sound over its whole length (some packages ship the same sound twice), or all of it that had
+played when the match fired, is counted apart (`judge`).
 
 The floor (`Sketch`): the plain landmark matcher the issue measured (STFT peaks that are the maximum of
 their 15-bin x 9-frame neighbourhood and above the 80th percentile of the spectrogram, each paired with
@@ -44,7 +45,7 @@ PLACEMENTS = {"line in": None, "near": ((0.3, 0.7), (0.2, 0.4)), "across the roo
 FOUND_WITHIN_S = 0.1           # a match's onset this close to where the sound was put
 CHUNK_SECONDS = 0.1            # listen.py's chunk
 CONFUSER_EFFECT_EVERY_S = (5.0, 20.0)
-COPY_SIMILARITY = 0.8          # as bench/fingerprint.py
+COPY_SIMILARITY = 0.8          # audio this similar to a sound (spectral_similarity) copies it (both tables)
 
 
 @dataclass
