@@ -67,15 +67,20 @@ class EvidenceRecorder:
 
     def __init__(self, folder, max_megabytes: float = EVIDENCE.max_megabytes, max_days: float = EVIDENCE.max_days,
                  before_s: float = EVIDENCE.before_seconds, after_s: float = EVIDENCE.after_seconds,
-                 buffer_s: float = EVIDENCE.buffer_seconds, clock=datetime.datetime.now):
+                 buffer_s: float = EVIDENCE.buffer_seconds, clock=datetime.datetime.now, log=None):
+        """`log(line)` reports a clip that could not be written (the listener goes on); `on_claimed(path)`,
+        if set, gets a clip that claim_last claimed before it was written, once it is."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.max_bytes, self.max_age_s = max_megabytes * 1e6, max_days * 86400
         self.before_s, self.after_s = before_s, after_s
         self.buffer = RingBuffer(round(buffer_s * SAMPLE_RATE))
-        self.clock = clock
-        self._last_clip: dict[str, Path] = {}  # label -> its latest clip: what "Not a <label>" moves
-        self._lock = threading.Lock()  # the MQTT thread takes clips while the audio thread writes them
+        self.clock, self.log, self.on_claimed = clock, log or (lambda line: None), None
+        # what "Not a <label>" moves: the clip of the label's latest event, written or not yet
+        self._latest: dict[str, str] = {}  # label -> clip id
+        self._unwritten: set[str] = set()  # clip ids of events on or ending (bounded by the events in flight)
+        self._claimed: set[str] = set()    # of those, the ones claimed before they were written
+        self._lock = threading.Lock()  # the MQTT thread claims clips while the audio thread writes them
         self._pending: dict[tuple[str, str], _Pending] = {}  # (label, method) -> its event's clip
         self._ending: list[_Pending] = []
         self._count = 0
@@ -93,6 +98,9 @@ class EvidenceRecorder:
             self._count += 1
             clip = self._pending[key] = _Pending(event["label"], clip_id(self.clock(), event["label"], key[1], self._count),
                                                  event["offset_s"])
+            with self._lock:
+                self._latest[clip.label] = clip.clip_id
+                self._unwritten.add(clip.clip_id)
         else:
             clip = self._pending.pop(key, None)
             if clip is None:
@@ -101,11 +109,18 @@ class EvidenceRecorder:
             self._ending.append(clip)
         event["id"], event["evidence"] = clip.clip_id, clip.clip_id + CLIP_SUFFIX
 
-    def take_last(self, label: str) -> Path | None:
-        """The label's latest clip, if still there; forgotten, so a second press does not move another."""
+    def claim_last(self, label: str) -> tuple[str | None, Path | None]:
+        """For "Not a <label>": (the id of the label's latest event, its clip if written and still there).
+        A clip not written yet (its event is on, or its end margin is not yet heard) goes to `on_claimed`
+        once it is. (None, None) when the label had no event since the start, or it was claimed already."""
         with self._lock:
-            path = self._last_clip.pop(label, None)
-        return path if path is not None and path.is_file() else None
+            clip_id = self._latest.pop(label, None)
+            if clip_id is None or clip_id in self._unwritten:
+                if clip_id is not None:
+                    self._claimed.add(clip_id)
+                return clip_id, None
+        path = self.folder / (clip_id + CLIP_SUFFIX)
+        return clip_id, (path if path.is_file() else None)
 
     def finish(self) -> None:
         """End of stream: write what is waiting, with whatever end margin was heard."""
@@ -120,16 +135,29 @@ class EvidenceRecorder:
         stop = round((clip.end_s + self.after_s) * SAMPLE_RATE)
         audio = self.buffer.get(start, stop)
         path = self.folder / (clip.clip_id + CLIP_SUFFIX)
-        with atomic_output(path) as tmp:
-            soundfile.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        try:
+            with atomic_output(path) as tmp:
+                soundfile.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        except (OSError, RuntimeError) as e:  # a full card, a read-only remount: the listener goes on
+            self.log(f"evidence: could not write {path} ({e})")
+            path = None
         with self._lock:
-            self._last_clip[clip.label] = path
+            self._unwritten.discard(clip.clip_id)
+            claimed = clip.clip_id in self._claimed
+            self._claimed.discard(clip.clip_id)
+        if claimed and path is not None and self.on_claimed is not None:
+            self.on_claimed(path)
         self.prune()
 
     def prune(self) -> list[Path]:
         """Delete clips older than the age limit, then the oldest until the folder fits its size limit."""
         now = time.time()
-        stats = [(p.stat(), p) for p in self.folder.glob("*" + CLIP_SUFFIX)]
+        stats = []
+        for path in self.folder.glob("*" + CLIP_SUFFIX):
+            try:
+                stats.append((path.stat(), path))
+            except FileNotFoundError:  # moved by a "Not a ..." press or deleted meanwhile
+                continue
         clips = sorted(((st.st_mtime_ns, st.st_size, p) for st, p in stats), key=lambda c: (c[0], c[2].name))
         removed, total = [], sum(size for _, size, _ in clips)
         for mtime, size, path in clips:

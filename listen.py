@@ -329,22 +329,34 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
     recorder, feedback = None, None
     if cfg.evidence_dir is not None:
         try:
-            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days)
+            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days,
+                                        log=lambda line: print(line, file=sys.stderr, flush=True))
         except OSError as e:
             raise AudioError(f"cannot use evidence folder {cfg.evidence_dir}: {e.strerror}") from e
+        training = cfg.training_dir or DEFAULT_TRAINING_DIR
 
-        def feedback(label: str) -> None:  # "Not a <label>" pressed (MQTT's thread): its last clip is a false alarm
-            clip = recorder.take_last(label)
-            if clip is None:
-                message = f"no evidence clip of {label} to move (none since the listener started, or moved already)"
-            elif f"-{FingerprintListener.METHOD}-" in clip.name:
-                message = f"the last {label} event was a fingerprint match, which training cannot unlearn: {clip} stays"
-            else:
-                try:
-                    message = describe_move(clip, move_to_training(clip, cfg.training_dir or DEFAULT_TRAINING_DIR))
-                except OSError as e:
-                    message = f"cannot move {clip} into {cfg.training_dir or DEFAULT_TRAINING_DIR}: {e.strerror}"
+        def move(clip: Path) -> None:
+            if f"-{FingerprintListener.METHOD}-" in clip.name:
+                return  # said at the press: training cannot unlearn a fingerprint match
+            try:
+                message = describe_move(clip, move_to_training(clip, training))
+            except OSError as e:
+                message = f"cannot move {clip} into {training}: {e.strerror}"
             print(f"feedback: {message}", file=sys.stderr, flush=True)
+
+        def feedback(label: str) -> None:  # "Not a <label>" pressed (MQTT's thread): its last event was a false alarm
+            clip_id, clip = recorder.claim_last(label)
+            if clip_id is None:
+                message = f"no {label} event to learn from (none since the listener started, or moved already)"
+            elif f"-{FingerprintListener.METHOD}-" in clip_id:
+                message = f"the last {label} event was a fingerprint match, which training cannot unlearn: its clip stays"
+            elif clip is None:
+                message = f"the clip of {clip_id} moves once it is written (a second after its end)"
+            else:
+                return move(clip)
+            print(f"feedback: {message}", file=sys.stderr, flush=True)
+
+        recorder.on_claimed = move
 
     source = open_source(cfg)
     if cfg.mqtt_host and (labels or not use_yamnet):

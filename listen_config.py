@@ -8,6 +8,7 @@ is `min_frames` in [detect]; per-sound settings live in [sounds."<label>"].
 import dataclasses
 import json
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,7 @@ KEYS = (
 SOUND_KEYS = {"threshold": float, "min_frames": int, "cooldown": float}
 TABLES = ("input", "detect", "sounds", "mqtt", "evidence", "health")
 SOURCES = ("device", "file", "stdin", "command")
+SOURCE_OPTIONS = ("realtime", "rate", "channels", "format", "stall_seconds")  # each for some sources only
 # Settings that only mean something with an MQTT host.
 MQTT_ONLY = ("mqtt_port", "mqtt_config", "tls", "cafile", "topic_prefix", "device_name", "ha_discovery",
              "ha_prefix", "queue_size")
@@ -169,6 +171,8 @@ def load_config_file(path) -> tuple[dict, dict]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte {e.start}): save it as UTF-8") from e
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -224,16 +228,18 @@ def _check_range(key: str, value, where: str) -> None:
 
 def merge(file_values: dict, file_sounds: dict, flags: dict) -> ListenConfig:
     """The file's values, then the flags given (None = not given) over them. A source flag replaces the
-    file's source, --custom or --classes the file's choice between them; `--threshold LABEL=x` specs
+    file's source and its options (SOURCE_OPTIONS), --custom or --classes the file's choice between them; `--threshold LABEL=x` specs
     are a sound's own threshold."""
     values = dict(file_values)
     sounds = dict(file_sounds)
-    if any(flags.get(name) for name in SOURCES):
-        for name in SOURCES:
+    if any(flags.get(name) for name in SOURCES):  # the file's source goes, and the options only it took
+        for name in SOURCES + SOURCE_OPTIONS:
             values.pop(name, None)
     if flags.get("custom") or flags.get("classes"):
         values.pop("custom", None)
         values.pop("classes", None)
+        if flags.get("classes"):
+            values.pop("models", None)  # the file's trained model goes with its custom = true
     for spec in flags.get("threshold_specs") or []:
         label, sep, value = spec.rpartition("=")
         number = _number(value, f"--threshold {spec!r}")
@@ -310,8 +316,13 @@ def check(cfg: ListenConfig) -> None:
         raise ConfigError("--cooldown cannot be negative")
     if cfg.training_dir is not None and cfg.evidence_dir is None:
         raise ConfigError("--training only applies with --evidence (feedback moves evidence clips into it)")
-    if cfg.level_seconds <= 0:
-        raise ConfigError("--level-seconds must be more than 0")
+    if cfg.command:
+        try:
+            shlex.split(cfg.command)
+        except ValueError as e:
+            raise ConfigError(f"--command {cfg.command!r}: {e} (quote it as a shell would)") from e
+    if cfg.level_seconds < HEALTH.min_level_seconds:
+        raise ConfigError(f"--level-seconds must be at least {HEALTH.min_level_seconds:g}")
     if cfg.evidence_max_mb <= 0 or cfg.evidence_max_days <= 0:
         raise ConfigError("--evidence-max-mb and --evidence-max-days must be more than 0")
     if not 0 < cfg.hop <= YAMNET.patch_window_seconds:

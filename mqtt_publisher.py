@@ -347,7 +347,8 @@ class MqttPublisher:
 
     def _on_message(self, client, userdata, message) -> None:
         label = self._by_command.get(message.topic)
-        if label is not None and message.payload.decode(errors="replace").strip().upper() == "PRESS":
+        # a retained PRESS (mosquitto_pub -r) would come back with every reconnect: only live presses count
+        if label is not None and not message.retain and message.payload.decode(errors="replace").strip().upper() == "PRESS":
             self.on_feedback(label)
 
     def _enqueue(self, topic: str, payload: str, retain: bool) -> None:

@@ -208,6 +208,7 @@ class HealthDefaults:
     """What a listener says about itself: the level it hears, and the energy gate that saves CPU."""
 
     level_seconds: float = 5.0           # one level (dBFS of the audio heard) per this much audio, on <prefix>/level
+    min_level_seconds: float = 0.1       # (at least one chunk of audio)
     suggested_min_level_dbfs: float = -60.0  # a quiet room's hiss; windows below --min-level-dbfs skip YAMNet
     floor_dbfs: float = -120.0           # the level shown for digital silence (a number, not -inf)
 

@@ -16,3 +16,42 @@ def test_ring_buffer_returns_the_stream_samples_it_still_holds():
         if at == len(stream):
             break
     assert len(ring.get(at - 10, at + 50)) == 10  # nothing past what was heard
+
+
+def test_not_a_pressed_while_the_event_is_on_moves_that_events_clip_once_written(tmp_path):
+    """The press names the label's latest event: its clip, written a second after the event ends, is the one
+    handed over, not the label's clip before it (a real ring, maybe)."""
+    from evidence import EvidenceRecorder
+
+    recorder, claimed, second = EvidenceRecorder(tmp_path / "evidence"), [], 16000
+    recorder.on_claimed = claimed.append
+    noise = (0.1 * np.random.default_rng(2).standard_normal(20 * second)).astype(np.float32)
+    recorder.push(noise[:3 * second])
+    first = {"event": "start", "label": "doorbell", "method": "yamnet", "offset_s": 1.0}
+    recorder.on_event(first)
+    recorder.on_event({"event": "end", "label": "doorbell", "method": "yamnet", "offset_s": 2.0})
+    recorder.push(noise[3 * second:6 * second])  # the first clip is written
+    assert recorder.claim_last("doorbell") == (first["id"], tmp_path / "evidence" / first["evidence"])
+    second_event = {"event": "start", "label": "doorbell", "method": "yamnet", "offset_s": 6.5}
+    recorder.on_event(second_event)
+    recorder.push(noise[6 * second:8 * second])
+    assert recorder.claim_last("doorbell") == (second_event["id"], None)  # still on: claimed for later
+    assert recorder.claim_last("doorbell") == (None, None)  # a second press claims nothing more
+    recorder.on_event({"event": "end", "label": "doorbell", "method": "yamnet", "offset_s": 8.0})
+    assert claimed == []
+    recorder.push(noise[8 * second:10 * second])
+    assert claimed == [tmp_path / "evidence" / second_event["evidence"]] and claimed[0].is_file()
+
+
+def test_a_clip_that_cannot_be_written_is_one_line_and_the_recorder_goes_on(tmp_path):
+    from evidence import EvidenceRecorder
+
+    lines = []
+    recorder = EvidenceRecorder(tmp_path / "evidence", log=lines.append)
+    recorder.push(np.zeros(3 * 16000, np.float32))
+    recorder.on_event({"event": "start", "label": "bell", "method": "yamnet", "offset_s": 1.0})
+    recorder.on_event({"event": "end", "label": "bell", "method": "yamnet", "offset_s": 1.5})
+    (tmp_path / "evidence").rename(tmp_path / "gone")
+    (tmp_path / "evidence").write_text("a file where the folder was")
+    recorder.push(np.zeros(2 * 16000, np.float32))
+    assert len(lines) == 1 and lines[0].startswith("evidence: could not write")

@@ -1316,3 +1316,26 @@ def test_exact_sounds_get_no_not_a_button(jingle_db, broker, tmp_path, capsys):
     capsys.readouterr()
     assert "homeassistant/binary_sensor/den/mario_dies/config" in retained(broker.port, "homeassistant/#")
     assert retained(broker.port, "homeassistant/button/#") == {}
+
+
+def test_config_source_options_go_with_the_source_a_flag_replaces_and_mistakes_are_one_line(jingle_db, tmp_path,
+                                                                                           capsys):
+    """Reviewed cases: --file beside a config whose source is a --command drops its rate and stall time
+    (they were errors with --file); a file that is not UTF-8, an unbalanced quote in --command and a
+    level period shorter than a chunk are one line each, never a traceback."""
+    db, _ = jingle_db
+    config = tmp_path / "audio2mqtt.toml"
+    config.write_text(f'[input]\ncommand = "cat x.raw"\nrate = 16000\nstall_seconds = 5\n[detect]\nfingerprints = "{db}"\n')
+    assert listen.main(["--config", str(config), "--file", str(tmp_path / "a.wav"), "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "file = " in printed and "command" not in printed and "rate" not in printed and "stall_seconds = 10" in printed
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('[input]\ndevice = "Mikro\u00e9"\n'.encode("latin-1"))
+    assert listen.main(["--config", str(latin)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: config {latin} is not UTF-8 text") and err.count("\n") == 1
+    for argv, message in ((["--command", 'ffmpeg -i "x'], "No closing quotation (quote it as a shell would)"),
+                          (["--file", "a.wav", "--level-seconds", "0.00001"], "--level-seconds must be at least")):
+        with pytest.raises(SystemExit) as exit_info:
+            listen.main(argv + ["--fingerprints", str(db)])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
