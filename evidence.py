@@ -67,7 +67,8 @@ class EvidenceRecorder:
 
     def __init__(self, folder, max_megabytes: float = EVIDENCE.max_megabytes, max_days: float = EVIDENCE.max_days,
                  before_s: float = EVIDENCE.before_seconds, after_s: float = EVIDENCE.after_seconds,
-                 buffer_s: float = EVIDENCE.buffer_seconds, clock=datetime.datetime.now, log=None):
+                 buffer_s: float = EVIDENCE.buffer_seconds, clock=datetime.datetime.now, log=None,
+                 prune_every_s: float = EVIDENCE.prune_every_seconds):
         """`log(line)` reports a clip that could not be written (the listener goes on); `on_claimed(path)`,
         if set, gets a clip that claim_last claimed before it was written, once it is."""
         self.folder = Path(folder)
@@ -84,6 +85,7 @@ class EvidenceRecorder:
         self._pending: dict[tuple[str, str], _Pending] = {}  # (label, method) -> its event's clip
         self._ending: list[_Pending] = []
         self._count = 0
+        self.prune_every_s, self._next_prune_s = prune_every_s, prune_every_s
         self.prune()
 
     def push(self, samples: np.ndarray) -> None:
@@ -91,6 +93,9 @@ class EvidenceRecorder:
         heard_s = self.buffer.total / SAMPLE_RATE
         for clip in [c for c in self._ending if c.end_s + self.after_s <= heard_s]:
             self._write(clip)
+        if heard_s >= self._next_prune_s:
+            self._next_prune_s = heard_s + self.prune_every_s
+            self.prune()
 
     def on_event(self, event: dict) -> None:
         key = (event["label"], event.get("method", ""))

@@ -235,6 +235,9 @@ def merge(file_values: dict, file_sounds: dict, flags: dict) -> ListenConfig:
     if any(flags.get(name) for name in SOURCES):  # the file's source goes, and the options only it took
         for name in SOURCES + SOURCE_OPTIONS:
             values.pop(name, None)
+    if flags.get("mqtt_config"):  # the credentials file named by the flag beats the file's [mqtt] ones
+        values.pop("mqtt_username", None)
+        values.pop("mqtt_password", None)
     if flags.get("custom") or flags.get("classes"):
         values.pop("custom", None)
         values.pop("classes", None)

@@ -196,6 +196,7 @@ class EvidenceDefaults:
     buffer_seconds: float = 60.0    # recent audio held in memory (1 s = 64 kB); a longer event keeps its last part
     max_megabytes: float = 500.0    # the folder's limit: the oldest clips go first beyond it ...
     max_days: float = 30.0          # ... and every clip older than this
+    prune_every_seconds: float = 3600.0  # of audio heard: the age limit holds in quiet weeks too, not only when a clip is written
     false_alarm_folder: str = "background/false_alarms"  # under the training folder: what "Not a <sound>" feeds
 
 

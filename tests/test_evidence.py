@@ -55,3 +55,23 @@ def test_a_clip_that_cannot_be_written_is_one_line_and_the_recorder_goes_on(tmp_
     (tmp_path / "evidence").write_text("a file where the folder was")
     recorder.push(np.zeros(2 * 16000, np.float32))
     assert len(lines) == 1 and lines[0].startswith("evidence: could not write")
+
+
+def test_clips_past_the_age_limit_go_while_nothing_fires(tmp_path):
+    import os
+    import time
+
+    from evidence import EvidenceRecorder
+
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    old, fresh = folder / "old.flac", folder / "fresh.flac"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    recorder = EvidenceRecorder(folder, max_days=1.0, prune_every_s=2.0)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))  # aged after the recorder started: no clip is written after
+    recorder.push(np.zeros(16000, np.float32))
+    assert old.exists()
+    recorder.push(np.zeros(16000, np.float32))  # 2 s heard: time to look again
+    assert not old.exists() and fresh.exists()

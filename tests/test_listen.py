@@ -186,6 +186,17 @@ def test_credentials_from_env_beat_config_file(tmp_path):
         read_credentials(None, {MQTT_PASSWORD_ENV_VAR: "secret"})
 
 
+def test_mqtt_config_given_as_a_flag_beats_the_config_files_credentials(tmp_path):
+    from listen_config import load_config_file, merge
+
+    config, credentials = tmp_path / "audio2mqtt.toml", tmp_path / "other.toml"
+    config.write_text('[detect]\ncustom = true\n[mqtt]\nhost = "h"\nusername = "file-user"\npassword = "file-pass"\n')
+    credentials.write_text('[mqtt]\nusername = "flag-user"\npassword = "flag-pass"\n')
+    for flags, expected in (({}, ("file-user", "file-pass")), ({"mqtt_config": credentials}, ("flag-user", "flag-pass"))):
+        cfg = listen.with_credentials(merge(*load_config_file(config), flags), {})
+        assert (cfg.mqtt_username, cfg.mqtt_password) == expected
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--file", "x.wav"], "choose what to detect: --custom (your model), --classes"),
     (["--file", "x.wav", "--classes", "Speech", "--models", "m"], "--models only applies with --custom"),
