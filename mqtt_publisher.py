@@ -104,7 +104,7 @@ class Topics:
         return f"{self.prefix}/{slug(label)}/state"
 
     def discovery(self, label: str) -> str:
-        return f"{self.discovery_prefix}/binary_sensor/{self.node}/{slug(label)}/config"
+        return self.entity_discovery("binary_sensor", slug(label))
 
     @property
     def level(self) -> str:
@@ -122,7 +122,7 @@ class Topics:
         return f"{self.prefix}/{slug(label)}/not_this"
 
     def button_discovery(self, label: str) -> str:
-        return f"{self.discovery_prefix}/button/{self.node}/{slug(label)}_not_this/config"
+        return self.entity_discovery("button", f"{slug(label)}_not_this")
 
 
 def _device(topics: Topics, device_name: str) -> dict:
