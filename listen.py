@@ -304,6 +304,12 @@ def check_sounds(cfg: ListenConfig, yamnet_labels: list[str], exact_labels: list
                              f"(its sounds: {', '.join(dict.fromkeys(yamnet_labels + exact_labels))})")
 
 
+def trainable(clip_name: str) -> bool:
+    """Whether an evidence clip (or event id) is a false alarm training can unlearn: a YAMNet event's,
+    not a fingerprint match's (see evidence.clip_id: <time>-<label>-<method>-<n>)."""
+    return f"-{FingerprintListener.METHOD}-" not in clip_name
+
+
 def run_listener(cfg: ListenConfig, opened: list) -> int:
     """Set up the listeners and the publisher from a checked config, then run until the stream ends.
     The publisher goes into `opened` as soon as it exists, so main() closes it whatever happens."""
@@ -336,8 +342,8 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
         training = cfg.training_dir or DEFAULT_TRAINING_DIR
 
         def move(clip: Path) -> None:
-            if f"-{FingerprintListener.METHOD}-" in clip.name:
-                return  # said at the press: training cannot unlearn a fingerprint match
+            if not trainable(clip.name):
+                return  # said at the press
             try:
                 message = describe_move(clip, move_to_training(clip, training))
             except OSError as e:
@@ -348,7 +354,7 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
             clip_id, clip = recorder.claim_last(label)
             if clip_id is None:
                 message = f"no {label} event to learn from (none since the listener started, or moved already)"
-            elif f"-{FingerprintListener.METHOD}-" in clip_id:
+            elif not trainable(clip_id):
                 message = f"the last {label} event was a fingerprint match, which training cannot unlearn: its clip stays"
             elif clip is None:
                 message = f"the clip of {clip_id} moves once it is written (a second after its end)"
@@ -454,7 +460,7 @@ def feedback_main(argv) -> int:
         print(f"error: no evidence clip for {args.event_id!r} in {evidence_dir} (moved already, or older than the "
               f"folder keeps clips)", file=sys.stderr)
         return 1
-    if f"-{FingerprintListener.METHOD}-" in clip.name:
+    if not trainable(clip.name):
         print(f"error: {args.event_id} was a fingerprint match, which training cannot unlearn: raise --min-votes, or "
               f"see what it matched with python fingerprint.py match {clip}", file=sys.stderr)
         return 1
