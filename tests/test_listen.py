@@ -104,6 +104,22 @@ def broker(tmp_path):
     broker.stop()
 
 
+def read_lines(process: subprocess.Popen, count: int) -> tuple[list[str], threading.Event, threading.Thread]:
+    """A subprocess's stdout lines as they come, an event set once `count` are in, and the (daemon)
+    thread reading them: join it to have every line once the process has ended."""
+    lines, enough = [], threading.Event()
+
+    def read():
+        for line in process.stdout:
+            lines.append(line)
+            if len(lines) >= count:
+                enough.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, enough, reader
+
+
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -626,16 +642,7 @@ def test_device_stream_events_at_known_offsets(digit_model, digit_stream, tmp_pa
             [sys.executable, str(PROJECT_DIR / "listen.py"), "--device", microphone.name, "--custom",
              "--models", str(digit_model)],
             env=microphone.env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    lines, all_events_in = [], threading.Event()
-
-    def read_stdout():
-        for line in process.stdout:
-            lines.append(line)
-            if len(lines) == 2 * len(truth):
-                all_events_in.set()
-
-    reader = threading.Thread(target=read_stdout, daemon=True)
-    reader.start()
+    lines, all_events_in, reader = read_lines(process, 2 * len(truth))
     try:
         all_events_in.wait(timeout=120)
         process.send_signal(signal.SIGTERM)
@@ -1168,16 +1175,7 @@ def test_a_command_input_is_restarted_when_it_exits_or_stalls_and_ends_with_the_
     process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "listen.py"), "--command", command,
                                 "--fingerprints", str(db), "--stall-seconds", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_DIR, text=True)
-    lines, three_runs = [], threading.Event()
-
-    def read_stdout():
-        for line in process.stdout:
-            lines.append(line)
-            if len(lines) >= 6:
-                three_runs.set()
-
-    reader = threading.Thread(target=read_stdout, daemon=True)
-    reader.start()
+    lines, three_runs, reader = read_lines(process, 6)
     try:
         three_runs.wait(timeout=60)
         process.send_signal(signal.SIGTERM)
