@@ -843,7 +843,7 @@ class StreamMatcher:
         for match in dense_matches(self.index, a.sound_ids, a.offsets, a.numbers, heard, self.rules, playing,
                                    np.unique(dense_ids), self.extractor.spectrum) if self.rules.dense else []:
             found.setdefault(match.reference.label, match)  # a match of its onset landmarks says more
-        return sorted((m.with_snr(self.extractor.spectrum) for m in found.values()), key=lambda m: -m.votes)
+        return sorted(found.values(), key=lambda m: -m.votes)
 
 
 class Agreements:
@@ -1391,6 +1391,7 @@ class FingerprintListener:
         self.detector = EventDetector(self.labels, dict.fromkeys(self.labels, 0.5), 1, 0.0, window_s=0.0)
         self._events_on = {}  # label -> the Match its current event stands for
         self._quiet = {}      # label -> (stream seconds it is quiet until, votes of the event that ended)
+        self._snr_db = {}     # label -> the SNR its event started with (the second before it is gone by its end)
 
     def push(self, samples: np.ndarray) -> list[dict]:
         """Feed 16 kHz samples (any amount); return the events they complete."""
@@ -1399,9 +1400,7 @@ class FingerprintListener:
         for label, on in self._events_on.items():
             match = matches.get(label)
             if match and match.reference is on.reference and abs(match.offset_frames - on.offset_frames) <= 1:
-                best = max(on, match, key=lambda m: m.votes)  # its best view of the match ...
-                # ... with an SNR: a long sound's later views no longer have the second before it
-                self._events_on[label] = best if best.snr_db is not None else replace(best, snr_db=on.snr_db)
+                self._events_on[label] = max(on, match, key=lambda m: m.votes)  # its best view of the match
             elif now <= self.matcher.end_frame(on):
                 matches[label] = on  # recognised once, a sound plays to its end: a noisy stretch does not end it
             elif match:
@@ -1426,9 +1425,11 @@ class FingerprintListener:
         label = event["label"]
         if event["event"] == "start":
             match = self._events_on[label] = matches[label]
+            self._snr_db[label] = match.with_snr(self.matcher.extractor.spectrum).snr_db  # once per event
         else:
             match = self._events_on.pop(label)
             self._quiet[label] = (event["offset_s"] + self.cooldowns[label], match.votes)
+        snr_db = self._snr_db[label] if event["event"] == "start" else self._snr_db.pop(label)
         frame_s = self.index.params.frame_seconds
         onset = match.offset_frames * frame_s  # before 0 for a sound that began before the stream did
         if event["event"] == "start":
@@ -1437,7 +1438,7 @@ class FingerprintListener:
             event["offset_s"] = round(min(onset + match.reference.duration_s, event["offset_s"]), 3)
             event["duration_s"] = round(event["offset_s"] - max(0.0, onset), 3)
         event.update(score=round(match.score, 4), method=self.METHOD, reference=match.reference.name,
-                     votes=match.votes, snr_db=match.snr_db,
+                     votes=match.votes, snr_db=snr_db,
                      metadata=self.index.metadata.get(label, LabelInfo({})).metadata)
         return event
 
