@@ -357,3 +357,22 @@ def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds,
             stream.close()
 
     return Source(f"device:{info['name']}", chunks())
+
+
+def record(spec: str | None, seconds: float, log=_log) -> tuple[np.ndarray, str]:
+    """Up to `seconds` of 16 kHz mono from a sound card input (Ctrl+C stops early): (waveform, source name)."""
+    source = open_device(spec)
+    needed, pieces, got = round(seconds * SAMPLE_RATE), [], 0
+    log(f"recording {seconds:g} s from {source.name} (Ctrl+C stops early)")
+    try:
+        for chunk in source.chunks:
+            pieces.append(chunk)
+            got += len(chunk)
+            if got >= needed:
+                break
+    except KeyboardInterrupt:
+        log("stopped early")
+    finally:
+        source.chunks.close()  # stops and closes the stream
+    waveform = np.concatenate(pieces)[:needed] if pieces else np.zeros(0, dtype=np.float32)
+    return waveform, source.name

@@ -5,7 +5,6 @@ mono float32 at 16 kHz in [-1, 1]. Everything else is pure maths or folder walki
 
 CLI:  python audio_util.py convert in/ out/
       python audio_util.py background kitchen.wav training/background/ [--synthetic 20]
-      python audio_util.py record sounds/doorbell/ring.wav --seconds 10 [--device USB]
 """
 
 import argparse
@@ -19,7 +18,7 @@ from atomic_write import atomic_output
 from params import AUDIO_EXTENSIONS, SAMPLE_RATE, YAMNET
 
 
-# Trimming a recording (`record`): 10 ms frames quieter than the loudest one by more than
+# Trimming a recording (record.py): 10 ms frames quieter than the loudest one by more than
 # SILENCE_BELOW_PEAK_DB are silence at either end; TRIM_MARGIN_SECONDS of it is kept around the sound.
 TRIM_FRAME_SECONDS = 0.01
 SILENCE_BELOW_PEAK_DB = 40.0
@@ -315,51 +314,6 @@ def _convert_command(args, parser) -> int:
     return 1 if failed or not converted else 0  # nothing converted (e.g. a named file that is not audio) is a failure
 
 
-def record_from_device(device: str | None, seconds: float, log=print) -> tuple[np.ndarray, str]:
-    """Up to `seconds` of 16 kHz mono from a sound card input (Ctrl+C stops early); returns (waveform, source name)."""
-    from audio_source import open_device  # sounddevice/PortAudio only for this command
-
-    source = open_device(device)
-    needed, pieces, got = round(seconds * SAMPLE_RATE), [], 0
-    log(f"recording {seconds:g} s from {source.name} (Ctrl+C stops early)", file=sys.stderr, flush=True)
-    try:
-        for chunk in source.chunks:
-            pieces.append(chunk)
-            got += len(chunk)
-            if got >= needed:
-                break
-    except KeyboardInterrupt:
-        log("stopped early", file=sys.stderr)
-    finally:
-        source.chunks.close()  # stops and closes the stream
-    waveform = np.concatenate(pieces)[:needed] if pieces else np.zeros(0, dtype=np.float32)
-    return waveform, source.name
-
-
-def _record_command(args, parser) -> int:
-    from audio_source import SourceError
-
-    if args.seconds <= 0:
-        parser.error("--seconds must be more than 0")
-    if Path(args.output).suffix.lower() != ".wav":
-        parser.error("the output must be a .wav file")
-    try:
-        waveform, name = record_from_device(args.device, args.seconds)
-    except SourceError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    peak_dbfs = max((rms_dbfs(waveform[i:i + 160]) for i in range(0, len(waveform), 160)), default=float("-inf"))
-    if peak_dbfs < SILENT_RECORDING_DBFS:
-        print(f"error: {name} gave nothing but silence (loudest 10 ms at {peak_dbfs:.0f} dBFS): check --device "
-              f"(python listen.py --list-devices) and the input level; nothing written", file=sys.stderr)
-        return 1
-    first, end = (0, len(waveform)) if args.no_trim else trim_silence(waveform)
-    write_wav_atomic(args.output, waveform[first:end])
-    print(f"wrote {args.output}: {(end - first) / SAMPLE_RATE:.2f} s of {len(waveform) / SAMPLE_RATE:.2f} s recorded"
-          + ("" if args.no_trim else f" (silence trimmed: kept {first / SAMPLE_RATE:.2f}-{end / SAMPLE_RATE:.2f} s)"))
-    return 0
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Audio utilities for audio2mqtt.",
@@ -388,25 +342,10 @@ def main(argv=None) -> int:
     background.add_argument("--synthetic", type=int, default=0, metavar="N",
                             help="also generate N clips of noise and near-silence")
     background.add_argument("--seed", type=int, default=0, help="seed for the synthetic clips")
-    record = commands.add_parser(
-        "record",
-        help="record a sound from a microphone or loopback device, silence at both ends trimmed",
-        description="Record from a sound card input to a 16 kHz mono WAV, trimming leading and trailing silence. "
-        "Example: python audio_util.py record sounds/doorbell/ring.wav --seconds 10, then "
-        "python fingerprint.py add sounds/",
-        formatter_class=HelpFormatter,
-    )
-    record.add_argument("output", help="the .wav file to write")
-    record.add_argument("--seconds", type=float, default=10.0, help="how long to record (Ctrl+C stops early)")
-    record.add_argument("--device", metavar="NAME|INDEX", default=None,
-                        help="input device: index or part of its name (default: the system's; see python listen.py --list-devices)")
-    record.add_argument("--no-trim", action="store_true", help="keep the silence at both ends")
     args = parser.parse_args(argv)
     try:
         if args.command == "convert":
             return _convert_command(args, convert)
-        if args.command == "record":
-            return _record_command(args, record)
         return _background_command(args, background)
     except OSError as e:  # an output folder that cannot be made or written
         print(f"error: cannot write {e.filename or args.output}: {e.strerror or e}", file=sys.stderr)

@@ -1,8 +1,6 @@
-"""audio_util: loading, conversion round trips, the convert CLI and recording. TF-free, fast."""
+"""audio_util: loading, conversion round trips, the convert CLI. TF-free, fast."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +8,8 @@ import pytest
 import soundfile
 
 import audio_util
-from alsa_microphone import AlsaMicrophone
 from audio_util import AudioError, load_audio_16k_mono, pad_to_length, rms_dbfs, trim_silence, walk_audio_files
-from conftest import PROJECT_DIR, noise, tone, write_wav
+from conftest import noise, tone, write_wav
 from params import SAMPLE_RATE
 
 
@@ -226,57 +223,6 @@ def test_background_keeps_clips_of_recordings_with_the_same_name(tmp_path, capsy
     out = tmp_path / "out"
     assert audio_util.main(["background", str(tmp_path / "day1"), str(tmp_path / "day2"), str(out)]) == 0
     assert len(list(out.glob("*.wav"))) == 2
-
-
-# --- record: a virtual ALSA microphone through PortAudio (see tests/alsa_microphone.py) -----------------
-
-def record_with_microphone(tmp_path, played: np.ndarray, *args) -> tuple[int, str, str]:
-    """`audio_util.py record` in a subprocess that sees a microphone hearing `played` (16 kHz); returns
-    (exit code, stdout, stderr). The virtual microphone has no clock: once the recorder has opened it,
-    we end its input, so the recorder reads what was played and then its stream can stop."""
-    microphone = AlsaMicrophone(tmp_path)
-    process = None
-    try:
-        microphone.play(played)
-        process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "audio_util.py"), "record", *args,
-                                    "--device", microphone.name], env=microphone.env, cwd=PROJECT_DIR,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = process.stderr.readline()
-        microphone.close()
-        out, err = process.communicate(timeout=60)
-        return process.returncode, out, first + err
-    finally:
-        microphone.close()
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def test_record_trims_the_silence_around_the_sound(tmp_path):
-    beep = tone(1000, 1.0)
-    played = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), beep, np.zeros(2 * SAMPLE_RATE, np.float32)])
-    out = tmp_path / "sounds" / "beep" / "beep.wav"
-    code, out_text, err = record_with_microphone(tmp_path, played, str(out), "--seconds", "3.5")
-    assert code == 0, err
-    assert "silence trimmed: kept 0.95-2.05 s" in out_text, out_text
-    recorded = load_audio_16k_mono(out)
-    assert len(recorded) == round(1.1 * SAMPLE_RATE)  # the beep and 50 ms either side
-    middle = recorded[round(0.1 * SAMPLE_RATE):round(0.9 * SAMPLE_RATE)]
-    assert np.sqrt(np.mean(middle ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
-
-
-def test_record_of_silence_is_one_line_and_writes_nothing(tmp_path):
-    out = tmp_path / "quiet.wav"
-    code, _, err = record_with_microphone(tmp_path, np.zeros(2 * SAMPLE_RATE, np.float32), str(out), "--seconds", "1")
-    assert code == 1
-    assert err.splitlines()[-1].startswith("error: device:audio2mqtt_test_mic gave nothing but silence"), err
-    assert not out.exists()
-
-
-def test_record_from_a_missing_device_is_one_line(tmp_path, capsys):
-    assert audio_util.main(["record", str(tmp_path / "x.wav"), "--seconds", "1", "--device", "no-such-mic-xyz"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: no input device 'no-such-mic-xyz'") and len(err) == 1
 
 
 def test_trim_silence_keeps_a_margin_and_handles_silence():
