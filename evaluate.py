@@ -41,8 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from metrics import build_report, format_report, plot_confusion
-from params import CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
-from tflite_backend import BACKENDS
+from params import BACKENDS, CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
 
 STREAM_PNG = "stream.png"
 
@@ -204,7 +203,7 @@ def evaluate_stream(args) -> dict:
     from audio_util import AudioError, load_audio_16k_mono
     from detection import parse_min_frames, parse_thresholds
     from model import check_model_dir
-    from tflite_backend import load_yamnet_and_model
+    from backend import load_yamnet_and_model
 
     references = stream_eval.read_audacity_labels(args.labels)
     check_model_dir(args.models_dir)

@@ -48,9 +48,11 @@ from evidence import EvidenceRecorder, find_clip, move_to_training
 from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
 from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, to_toml
 from live import Stop, YamnetListener, raise_stop, run
-from model import ModelError, check_model_dir, read_model_json
+from backend import load_yamnet_and_model
+from model_folder import ModelError, check_model_dir, read_model_json
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
 from params import (
+    BACKENDS,
     CLASS_NAMES_FILENAME,
     DEFAULT_MODELS_DIR,
     DEFAULT_TRAINING_DIR,
@@ -64,7 +66,6 @@ from params import (
     YAMNET,
     YAMNET_ENV_VAR,
 )
-from tflite_backend import BACKENDS, load_yamnet_and_model
 from yamnet_classifier import YamnetError, resolve_yamnet_handle
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

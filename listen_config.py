@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audio_source import PCM_FORMATS
-from params import EVIDENCE, HEALTH, LISTEN, YAMNET
-from tflite_backend import BACKENDS
+from params import BACKENDS, EVIDENCE, HEALTH, LISTEN, YAMNET
 
 MASK = "***"  # what --print-config shows instead of a credential
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from audio_util import AudioError, detach_closed_stdout, iter_loaded_audio, walk_audio_files
-from model import ModelError, check_model_dir
-from params import DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
-from tflite_backend import BACKENDS, load_yamnet_and_model
+from model_folder import ModelError, check_model_dir
+from params import BACKENDS, DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
+from backend import load_yamnet_and_model
 from yamnet_classifier import YamnetError, top_classes
 
 

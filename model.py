@@ -15,6 +15,7 @@ import numpy as np
 from atomic_write import atomic_output, write_text_atomic
 from audio_util import first_line
 from class_map import ClassMapError, format_class_names, read_class_names
+from model_folder import ModelError, check_model_dir, read_model_json
 from params import (
     BACKGROUND_CLASS,
     CLASS_NAMES_FILENAME,
@@ -28,10 +29,7 @@ from params import (
     UNKNOWN,
     UNKNOWN_LABEL,
 )
-
-
-class ModelError(Exception):
-    """A custom model folder that is missing or unreadable; the message says what to do."""
+from tflite_backend import load_model_pipeline, sidecar_path
 
 
 def build_classifier_head(num_classes: int, hidden_units: int = TRAINING.hidden_units,
@@ -267,36 +265,9 @@ def save_custom_model(out_dir, head, class_names: list[str], meta: dict, prototy
     if export_tflite is not None:
         export_tflite(out_dir)
     else:  # an old one would describe an older training
-        from tflite_backend import sidecar_path
-
         (out_dir / PIPELINE_TFLITE_FILENAME).unlink(missing_ok=True)
         sidecar_path(out_dir / PIPELINE_TFLITE_FILENAME).unlink(missing_ok=True)
     write_text_atomic(out_dir / MODEL_JSON_FILENAME, json.dumps(meta, indent=2) + "\n")
-
-
-def read_model_json(models_dir) -> dict:
-    """The metadata of a model folder; {} when it has none (a model from an older version)."""
-    path = Path(models_dir) / MODEL_JSON_FILENAME
-    if not path.is_file():
-        return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelError(f"{path} is not valid JSON ({e}); retrain with python train.py") from e
-    if not isinstance(meta, dict):
-        raise ModelError(f"{path} must hold a JSON object {{...}}; retrain with python train.py")
-    return meta
-
-
-def check_model_dir(models_dir) -> None:
-    """Fail fast, before any TensorFlow import, when a model folder is incomplete."""
-    models_dir = Path(models_dir)
-    missing = [name for name in (CLASSIFIER_FILENAME, CLASS_NAMES_FILENAME) if not (models_dir / name).is_file()]
-    if missing:
-        raise ModelError(
-            f"no trained model in {models_dir} (missing {', '.join(missing)}): "
-            f"train one with: python train.py training/ {models_dir}"
-        )
 
 
 def load_custom_model(models_dir, backend: str = "tf") -> CustomModel:
@@ -319,8 +290,6 @@ def load_custom_model(models_dir, backend: str = "tf") -> CustomModel:
     prototypes, prototype_labels = load_prototypes(models_dir, class_names)
     if backend == "tflite" or backend == "auto" and (models_dir / PIPELINE_TFLITE_FILENAME).is_file():
         try:
-            from tflite_backend import load_model_pipeline
-
             return CustomModel(head=load_model_pipeline(models_dir, meta=meta), class_names=class_names, meta=meta,
                                prototypes=prototypes, prototype_labels=prototype_labels)
         except ImportError as e:  # ai-edge-litert missing: Keras can still answer, unless TFLite was asked for

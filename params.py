@@ -44,6 +44,8 @@ EMBEDDING_SIZE = YAMNET.embedding_size
 YAMNET_ENV_VAR = "AUDIO2MQTT_YAMNET"
 BUNDLED_YAMNET_DIR = PROJECT_DIR / "models" / "yamnet"
 TFHUB_YAMNET_URL = "https://tfhub.dev/google/yamnet/1"
+# --backend of main.py, evaluate.py and listen.py (chosen in backend.py): TFLite where its files exist, or either.
+BACKENDS = ("auto", "tf", "tflite")
 
 DEFAULT_MODELS_DIR = PROJECT_DIR / "models"
 

@@ -21,14 +21,13 @@ import functools
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from atomic_write import atomic_output, write_text_atomic
 from audio_util import first_line, pad_to_length
-from model import ModelError, read_model_json
+from model_folder import ModelError
 from params import EMBEDDING_SIZE, MODEL_JSON_FILENAME, PIPELINE_TFLITE_FILENAME, YAMNET
 from yamnet_classifier import YamnetError, quiet_native_stderr
 
@@ -40,7 +39,6 @@ DEFAULT_NUM_THREADS = os.cpu_count() or 1
 # Patches per call of the `patches` signature in embed_many: big enough to amortise the call,
 # small enough that the activations stay in cache (measured: 16..128 are within noise).
 PATCH_BATCH = 64
-BACKENDS = ("auto", "tf", "tflite")  # --backend of main.py and listen.py
 
 
 class TfliteError(YamnetError, ModelError):
@@ -110,8 +108,13 @@ def _convert(tf, signatures: dict) -> bytes:
         concrete_functions.append(wrapped.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions(concrete_functions, holder)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    with quiet_native_stderr():  # the converter logs every step of MLIR to fd 2
-        return converter.convert()
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    try:
+        with quiet_native_stderr():  # the converter logs every step of MLIR to fd 2
+            return converter.convert()
+    except ConverterError as e:
+        raise TfliteError(f"the TFLite converter failed: {first_line(e)}") from e
 
 
 def _write_with_sidecar(out_path, flatbuffer: bytes, meta: dict) -> Path:
@@ -365,14 +368,13 @@ def load_lite_head(path, num_threads: int = DEFAULT_NUM_THREADS) -> LiteHead:
     return LiteHead(path, num_threads)
 
 
-def load_model_pipeline(models_dir, num_threads: int = DEFAULT_NUM_THREADS, meta: dict | None = None) -> LitePipeline:
+def load_model_pipeline(models_dir, meta: dict, num_threads: int = DEFAULT_NUM_THREADS) -> LitePipeline:
     """The classifier.tflite of a trained model folder, refused when it was exported from
-    another training than the folder's model.json (e.g. a retraining that stopped half-way):
+    another training than the folder's model.json `meta` (e.g. a retraining that stopped half-way):
     their "created" timestamps and class names must match."""
     models_dir = Path(models_dir)
     path = models_dir / PIPELINE_TFLITE_FILENAME
     pipeline = load_lite_pipeline(str(path), num_threads)
-    meta = read_model_json(models_dir) if meta is None else meta  # the caller may have read it already
     # The training's timestamp identifies it; other keys (thresholds) may be edited by hand.
     if meta.get("created") != pipeline.meta.get("created") or pipeline.class_names != meta.get("class_names"):
         raise TfliteError(f"{path} comes from another training than {models_dir / MODEL_JSON_FILENAME}: "
@@ -418,64 +420,3 @@ def lite_yamnet_for(handle: str, cache_dir=None, build: bool = True,
             raise
     export_yamnet_tflite(load_yamnet(handle), path)  # missing or damaged: (re)build it
     return load_lite_yamnet(str(path), num_threads)
-
-
-def yamnet_for_backend(handle: str, backend: str):
-    """YAMNet from its cached .tflite (tflite; auto when cached) or from TensorFlow (tf; auto otherwise).
-    Under auto, a TensorFlow start also builds the cached .tflite, so the next start is fast."""
-    from yamnet_classifier import load_yamnet
-
-    if backend == "tf":
-        return load_yamnet(handle)
-    try:
-        return lite_yamnet_for(handle, build=backend == "tflite")
-    except TfliteError:
-        if backend == "tflite":
-            raise
-    except ImportError as e:  # no ai-edge-litert, or (building it once) no TensorFlow
-        if backend == "tflite":
-            raise TfliteError(f"the TFLite backend needs ai-edge-litert, and TensorFlow once to build its YAMNet "
-                              f"({first_line(e)}): pip install -r requirements.txt") from e
-    yamnet = load_yamnet(handle)
-    try:
-        export_yamnet_tflite(yamnet, cached_yamnet_tflite_path(yamnet.identity))
-        print("note: built a TFLite copy of YAMNet (once): the next start is fast", file=sys.stderr)
-    except Exception as e:  # the fast path is an optimisation: never fail the user's answer over it
-        print(f"note: could not build a TFLite copy of YAMNet ({first_line(e)}); using TensorFlow", file=sys.stderr)
-    return yamnet
-
-
-def embedding_yamnet(handle: str, warn=print):
-    """YAMNet for embedding many clips (train.py, evaluate.py --cv): the TFLite copy (fast, batched; built
-    and cached by the first run) with the same identity as the SavedModel, so cached embeddings stay
-    valid; TensorFlow's when the export is impossible (`warn` says why)."""
-    from yamnet_classifier import load_yamnet
-
-    try:
-        return lite_yamnet_for(handle)
-    except TfliteError as e:
-        reason = first_line(e)
-    except YamnetError:  # no such YAMNet: TensorFlow would say the same
-        raise
-    except Exception as e:  # no ai-edge-litert, a converter failure, ...: TensorFlow still works
-        reason = f"no TFLite YAMNet: {first_line(e)}"
-    warn(f"note: embedding with TensorFlow ({reason})")
-    return load_yamnet(handle)
-
-
-def load_yamnet_and_model(yamnet_option: str | None, models_dir=None, backend: str = "auto"):
-    """(yamnet, custom model or None) for --yamnet, --models and --backend, as main.py, listen.py
-    and evaluate.py load them: TFLite wherever its files exist under "auto". A model folder's
-    classifier.tflite holds the YAMNet its head was trained on, and serves as YAMNet too unless
-    --yamnet or $AUDIO2MQTT_YAMNET names another copy."""
-    from model import load_custom_model
-    from params import YAMNET_ENV_VAR
-    from yamnet_classifier import model_identity, resolve_yamnet_handle
-
-    handle = resolve_yamnet_handle(yamnet_option)
-    custom = None if models_dir is None else load_custom_model(models_dir, backend)
-    pipeline = getattr(custom, "head", None)
-    if isinstance(pipeline, LitePipeline):
-        if yamnet_option is None and not os.environ.get(YAMNET_ENV_VAR) or model_identity(handle) == pipeline.identity:
-            return pipeline, custom
-    return yamnet_for_backend(handle, backend), custom

@@ -252,14 +252,12 @@ def write_model(args, handle: str, head, class_names: list[str], means: tuple, m
 def export_pipeline(handle: str, head, out_dir: Path, meta: dict) -> None:
     """classifier.tflite: YAMNet and the head as one TFLite model, for main.py's fast start."""
     from params import PIPELINE_TFLITE_FILENAME
-    from tflite_backend import export_pipeline_tflite, sidecar_path
+    from tflite_backend import TfliteError, export_pipeline_tflite, sidecar_path
 
     path = out_dir / PIPELINE_TFLITE_FILENAME
     try:
         export_pipeline_tflite(load_yamnet(handle), head, path, meta["class_names"], meta)
-    except YamnetError:
-        raise
-    except Exception as e:  # the converter's many errors: the Keras model still works, only slower to start
+    except (TfliteError, ImportError, OSError) as e:  # the Keras model still works, only slower to start
         path.unlink(missing_ok=True)  # an older export would describe another training
         sidecar_path(path).unlink(missing_ok=True)
         print(f"warning: could not write {path.name} ({first_line(e)}); main.py will start with TensorFlow",

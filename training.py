@@ -497,7 +497,7 @@ def prepare(root, negative_dirs: list[Path], config: TrainingConfig, yamnet_opti
     the training set and make the recipe: one path for train.py and evaluate.py --cv, so that both
     judge the same clips with the same folds and the same recipe."""
     from dataset import EmbeddingCache, default_cache_dir, negative_files, scan_training_folder
-    from tflite_backend import embedding_yamnet
+    from backend import embedding_yamnet
     from yamnet_classifier import resolve_yamnet_handle
 
     files_by_class, notes = scan_training_folder(root, background_elsewhere=bool(negative_dirs))

@@ -13,6 +13,7 @@ from conftest import PROJECT_DIR, noise, tone
 
 from audio_util import load_audio_16k_mono
 from model import CustomModel, ModelError, build_classifier_head
+from model_folder import read_model_json
 from params import SAMPLE_RATE, YAMNET
 from yamnet_classifier import YamnetError
 
@@ -146,12 +147,12 @@ def test_model_folder_pipeline_must_match_model_json(yamnet, exported, tmp_path)
     meta = {"class_names": CLASS_NAMES, "yamnet": {"handle": yamnet.handle, "identity": yamnet.identity},
             "created": "2026-11-24T07:00:00+00:00"}
     (tmp_path / "model.json").write_text(json.dumps({**meta, "unknown": {"similarity": {"tone": 0.5}}}))
-    pipeline = load_model_pipeline(tmp_path)  # hand-edited thresholds are fine
+    pipeline = load_model_pipeline(tmp_path, read_model_json(tmp_path))  # hand-edited thresholds are fine
     assert pipeline.class_names == CLASS_NAMES and pipeline.identity == yamnet.identity
     for stale in ({"class_names": ["dog", "cat", "bird"]}, {"created": "2026-11-25T07:00:00+00:00"}):
         (tmp_path / "model.json").write_text(json.dumps({**meta, **stale}))
         with pytest.raises(TfliteError, match="another training"):
-            load_model_pipeline(tmp_path)
+            load_model_pipeline(tmp_path, read_model_json(tmp_path))
 
 
 def test_head_alone_matches_keras(yamnet, keras_head, exported, clips):
