@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from audio_util import load_audio_16k_mono, sanitize, to_mono
+from audio_util import load_audio_16k_mono, sanitize, to_mono, to_stderr
 from params import LISTEN, SAMPLE_RATE
 
 # Raw PCM formats on stdin, named as ffmpeg's -f: numpy dtype and the value of full scale.
@@ -126,10 +126,6 @@ def open_pcm(stream, rate: int, channels: int, fmt: str, name: str = "stdin",
     return Source(name, chunks())
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def backoff_delays(first: float = LISTEN.restart_min_seconds, most: float = LISTEN.restart_max_seconds):
     """Waits before each retry: first, doubling up to most."""
     delay = first
@@ -139,7 +135,7 @@ def backoff_delays(first: float = LISTEN.restart_min_seconds, most: float = LIST
 
 
 def open_command(argv: list[str], rate: int, channels: int, fmt: str, stall_s: float = LISTEN.stall_seconds,
-                 chunk_seconds: float = LISTEN.chunk_seconds, log=_log,
+                 chunk_seconds: float = LISTEN.chunk_seconds, log=to_stderr,
                  restart_s: tuple[float, float] = (LISTEN.restart_min_seconds, LISTEN.restart_max_seconds)) -> Source:
     """Raw PCM from a command's stdout (e.g. ffmpeg -i rtsp://... -f s16le -ac 1 -ar 16000 -), started here
     and restarted with back-off when it exits or stalls (no audio for `stall_s`), as a camera stream
@@ -248,7 +244,7 @@ def list_input_devices() -> list[str]:
 
 
 def open_device_waiting(spec: str | None, stall_s: float = LISTEN.stall_seconds, chunk_seconds: float = LISTEN.chunk_seconds,
-                        log=_log, restart_s: tuple[float, float] = (LISTEN.restart_min_seconds, LISTEN.restart_max_seconds)
+                        log=to_stderr, restart_s: tuple[float, float] = (LISTEN.restart_min_seconds, LISTEN.restart_max_seconds)
                         ) -> Source:
     """open_device, and when the device goes away later (unplugged, a driver reset), wait for it with
     back-off and go on listening: a service must not end because a USB microphone was replugged.
@@ -288,7 +284,7 @@ def _refresh_portaudio() -> None:
 
 
 def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds,
-                stall_s: float | None = None, log=_log) -> Source:
+                stall_s: float | None = None, log=to_stderr) -> Source:
     """A sound card input by index or (part of its) name; None is the system default. With `stall_s`,
     no audio for that long is a SourceError (a microphone that went away without PortAudio noticing).
 
@@ -345,8 +341,7 @@ def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds,
                         raise SourceError(f"input device {info['name']!r} gave no audio for {stall_s:g} s")
                     continue
                 if overflowed and not warned:
-                    print("warning: audio input overflowed (the computer fell behind); some sound was lost",
-                          file=sys.stderr)
+                    log("warning: audio input overflowed (the computer fell behind); some sound was lost")
                     warned = True
                 yield sanitize(resampler.process(to_mono(block)))
         finally:
@@ -359,7 +354,7 @@ def open_device(spec: str | None, chunk_seconds: float = LISTEN.chunk_seconds,
     return Source(f"device:{info['name']}", chunks())
 
 
-def record(spec: str | None, seconds: float, log=_log) -> tuple[np.ndarray, str]:
+def record(spec: str | None, seconds: float, log=to_stderr) -> tuple[np.ndarray, str]:
     """Up to `seconds` of 16 kHz mono from a sound card input (Ctrl+C stops early): (waveform, source name)."""
     source = open_device(spec)
     needed, pieces, got = round(seconds * SAMPLE_RATE), [], 0

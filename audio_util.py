@@ -43,6 +43,11 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def to_stderr(message: str) -> None:
+    """The default `log=` of library code: warnings and progress go to stderr, answers to stdout."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def load_audio_16k_mono(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Read any libsndfile-readable file as mono float32 at `sr` Hz in [-1, 1], shape (n,)."""
     import soundfile  # imported here so pure helpers stay importable without libsndfile

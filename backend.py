@@ -5,9 +5,8 @@ Library layer: imports the model and TFLite modules, never a CLI; TensorFlow onl
 """
 
 import os
-import sys
 
-from audio_util import first_line
+from audio_util import first_line, to_stderr
 from model import load_custom_model
 from params import YAMNET_ENV_VAR
 from tflite_backend import (
@@ -20,11 +19,7 @@ from tflite_backend import (
 from yamnet_classifier import YamnetError, load_yamnet, model_identity, resolve_yamnet_handle
 
 
-def warn_on_stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def yamnet_for_backend(handle: str, backend: str, warn=warn_on_stderr):
+def yamnet_for_backend(handle: str, backend: str, warn=to_stderr):
     """YAMNet from its cached .tflite (tflite; auto when cached) or from TensorFlow (tf; auto otherwise).
     Under auto, a TensorFlow start also builds the cached .tflite, so the next start is fast."""
     if backend == "tf":

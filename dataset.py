@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output
-from audio_util import AudioError, is_audio_path, iter_loaded_audio, walk_audio_files
+from audio_util import AudioError, is_audio_path, iter_loaded_audio, to_stderr, walk_audio_files
 from params import BACKGROUND_CLASS, EMBEDDING_SIZE, TRAINING
 
 
@@ -221,7 +221,7 @@ def augmented_embeddings(waveform: np.ndarray, yamnet, copies: int, seed: int, k
 
 def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = True,
                 views: int = 1, level_dbfs: float | None = None, augment_copies: int = 0,
-                seed: int = 0) -> EmbeddingResult:
+                seed: int = 0, log=to_stderr) -> EmbeddingResult:
     """YAMNet embeddings for each file (see `clip_embeddings`), from the cache where possible;
     bad files are reported and skipped. With `augment_copies`, the embeddings of that many
     augmented copies instead (see `augmented_embeddings`)."""
@@ -264,8 +264,8 @@ def embed_files(paths, yamnet, cache: EmbeddingCache | None, progress: bool = Tr
             try:
                 cache.put(digests[path], embeddings)
             except OSError as e:  # a full disk or read-only cache must not cost the training run
-                print(f"warning: embedding cache {cache.folder} not writable ({e.strerror or e}); "
-                      f"continuing without it", file=sys.stderr)
+                log(f"warning: embedding cache {cache.folder} not writable ({e.strerror or e}); "
+                    f"continuing without it")
                 cache = None
     bar.close()
     return result

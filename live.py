@@ -3,11 +3,10 @@ each event handed to `emit`. listen.py runs it live; stream_eval.py runs it over
 so both hear a stream the same way.
 """
 
-import sys
 
 import numpy as np
 
-from audio_util import rms_dbfs
+from audio_util import rms_dbfs, to_stderr
 from detection import EventDetector, StreamFramer
 from params import SAMPLE_RATE
 
@@ -60,7 +59,7 @@ class YamnetListener:
         return self.score(window)
 
 
-def run(source, listeners: list, emit, check=lambda: None, on_audio=lambda chunk: None) -> None:
+def run(source, listeners: list, emit, check=lambda: None, on_audio=lambda chunk: None, log=to_stderr) -> None:
     """Feed the source to every listener (YamnetListener, FingerprintListener); `emit` each event;
     `check` may raise; `on_audio` gets each chunk after its events. At the end of the stream, or on
     Ctrl+C/SIGTERM, events still on are ended.
@@ -83,6 +82,6 @@ def run(source, listeners: list, emit, check=lambda: None, on_audio=lambda chunk
         for listener in listeners:
             emit_all(listener.flush())
     except (KeyboardInterrupt, Stop):
-        print("stopping", file=sys.stderr)
+        log("stopping")
     for listener in listeners:
         emit_all(listener.finish())

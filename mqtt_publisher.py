@@ -22,13 +22,13 @@ import os
 import re
 import socket
 import ssl
-import sys
 import threading
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from audio_util import to_stderr
 from detection import SensorStates
 from params import LISTEN, MQTT_CONFIG_FILE, MQTT_PASSWORD_ENV_VAR, MQTT_USERNAME_ENV_VAR
 
@@ -188,10 +188,6 @@ def _reason(e: OSError) -> str:
     return text.rstrip(".") or type(e).__name__
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 class MqttPublisher:
     """A paho client that publishes events in order through broker outages.
 
@@ -200,7 +196,7 @@ class MqttPublisher:
     """
 
     def __init__(self, settings: MqttSettings, topics: Topics, labels: list[str], device_name: str,
-                 ha_discovery: bool = False, queue_size: int = LISTEN.queue_size, log=_stderr,
+                 ha_discovery: bool = False, queue_size: int = LISTEN.queue_size, log=to_stderr,
                  reconnect_seconds: tuple[float, float] = (LISTEN.reconnect_min_seconds, LISTEN.reconnect_max_seconds),
                  on_feedback=None, feedback_labels: list[str] | None = None):
         """`on_feedback(label)`: listen on the not_this topic of each of `feedback_labels` (default: all;
