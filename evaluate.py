@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from metrics import build_report, format_report, plot_confusion
-from params import BACKENDS, CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
+from params import BACKENDS, CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_OPTION_HELP
 
 STREAM_PNG = "stream.png"
 
@@ -112,8 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=r"with --cv: keep files whose names share a group on one side of every fold, "
                              r"e.g. '_([a-z]+)_' for the speaker in 7_jackson_32.wav")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    parser.add_argument("--yamnet", metavar="HANDLE", default=None,
-                        help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+    parser.add_argument("--yamnet", metavar="HANDLE", default=None, help=YAMNET_OPTION_HELP)
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="embedding cache folder (default: ~/.cache/audio2mqtt/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")

@@ -64,7 +64,7 @@ from params import (
     MQTT_USERNAME_ENV_VAR,
     SAMPLE_RATE,
     YAMNET,
-    YAMNET_ENV_VAR,
+    YAMNET_OPTION_HELP,
 )
 from yamnet_classifier import YamnetError, resolve_yamnet_handle
 
@@ -131,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--dense", action="store_true", default=None,
                         help="with --fingerprints: match dense landmarks too (more found under loud music and of "
                              "noisy sounds; half the speed; README: Exact sounds)")
-    detect.add_argument("--yamnet", metavar="HANDLE", default=None,
-                        help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+    detect.add_argument("--yamnet", metavar="HANDLE", default=None, help=YAMNET_OPTION_HELP)
     detect.add_argument("--backend", choices=BACKENDS, default=None,
                         help="auto (the default): TFLite when its models exist (~100 MB of memory instead of ~900), else TensorFlow")
 

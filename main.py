@@ -21,7 +21,7 @@ import numpy as np
 
 from audio_util import AudioError, detach_closed_stdout, iter_loaded_audio, walk_audio_files
 from model_folder import ModelError, check_model_dir
-from params import BACKENDS, DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_ENV_VAR
+from params import BACKENDS, DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_OPTION_HELP
 from backend import load_yamnet_and_model
 from yamnet_classifier import YamnetError, top_classes
 
@@ -37,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"folder of the trained model, with --custom (default: {DEFAULT_MODELS_DIR})")
     parser.add_argument("--top-k", type=int, default=1, help="how many classes to show per clip")
     parser.add_argument("--json", action="store_true", help="print one JSON object per clip per line")
-    parser.add_argument("--yamnet", metavar="HANDLE", default=None,
-                        help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+    parser.add_argument("--yamnet", metavar="HANDLE", default=None, help=YAMNET_OPTION_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: TFLite when its models exist (fast start, no TensorFlow), else TensorFlow")
     return parser

@@ -44,6 +44,7 @@ EMBEDDING_SIZE = YAMNET.embedding_size
 YAMNET_ENV_VAR = "AUDIO2MQTT_YAMNET"
 BUNDLED_YAMNET_DIR = PROJECT_DIR / "models" / "yamnet"
 TFHUB_YAMNET_URL = "https://tfhub.dev/google/yamnet/1"
+YAMNET_OPTION_HELP = f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)"  # --yamnet
 # --backend of main.py, evaluate.py and listen.py (chosen in backend.py): TFLite where its files exist, or either.
 BACKENDS = ("auto", "tf", "tflite")
 

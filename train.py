@@ -28,7 +28,17 @@ from model import (
     pick_prototypes,
     save_custom_model,
 )
-from params import BACKGROUND_CLASS, CLIP, CONFUSION_PNG, LISTEN, STREAM, TRAINING, TRAINING_CURVE_PNG, YAMNET, YAMNET_ENV_VAR
+from params import (
+    BACKGROUND_CLASS,
+    CLIP,
+    CONFUSION_PNG,
+    LISTEN,
+    STREAM,
+    TRAINING,
+    TRAINING_CURVE_PNG,
+    YAMNET,
+    YAMNET_OPTION_HELP,
+)
 import stream_training
 import training
 from training import TrainingConfig
@@ -83,8 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment", type=int, default=0, metavar="N",
                         help="also train on N pitch-shifted (±3 semitones), time-shifted copies of each training clip "
                              "(measured: +1.7 points with all clips, none with 20 per class; slower)")
-    parser.add_argument("--yamnet", metavar="HANDLE", default=None,
-                        help=f"YAMNet SavedModel folder or TF Hub URL (default: ${YAMNET_ENV_VAR} or models/yamnet)")
+    parser.add_argument("--yamnet", metavar="HANDLE", default=None, help=YAMNET_OPTION_HELP)
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="embedding cache folder (default: ~/.cache/audio2mqtt/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
