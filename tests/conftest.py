@@ -1,5 +1,8 @@
-"""Shared fixtures: real YAMNet loaded once per session, real FSDD recordings, generated sounds."""
+"""Shared fixtures: real YAMNet loaded once per session, real FSDD recordings, generated sounds; the
+test lanes (markers tf, mqtt, slow; see pytest.ini) and a cache folder of the session's own."""
 
+import inspect
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +10,53 @@ import pytest
 
 from audio_files import FSDD_DIR, PROJECT_DIR, write_wav  # noqa: F401 (tests import them from here)
 from params import SAMPLE_RATE
+
+
+# What puts a test in a lane, read from the fixtures it uses (directly or through other fixtures) and
+# from its own source: YAMNet means TensorFlow; a broker means Mosquitto. Both take seconds.
+TF_FIXTURES = {"yamnet"}
+TF_SOURCE = ('"main.py"', '"train.py"', '"evaluate.py"')  # run as a subprocess: TensorFlow there, not here
+MQTT_FIXTURES = {"broker", "tls_broker"}
+MQTT_SOURCE = "Broker("
+# Tests without TensorFlow or a broker that still take seconds (subprocesses, restarts, real waits).
+SLOW_TESTS = {"test_a_command_input_is_restarted_when_it_exits_or_stalls_and_ends_with_the_listener",
+              "test_a_microphone_that_goes_away_is_waited_for_and_heard_again",
+              "test_the_exact_sounds_install_works_without_tensorflow_and_yamnet_says_what_to_install"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        try:
+            source = inspect.getsource(item.function)
+        except (OSError, TypeError):
+            source = ""
+        needs_tf = bool(fixtures & TF_FIXTURES) or any(script in source for script in TF_SOURCE)
+        needs_mqtt = bool(fixtures & MQTT_FIXTURES) or MQTT_SOURCE in source
+        if needs_tf:
+            item.add_marker(pytest.mark.tf)
+        if needs_mqtt:
+            item.add_marker(pytest.mark.mqtt)
+        if needs_tf or needs_mqtt or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def tensorflow_only_in_the_tf_lane(request):
+    """A test that imports TensorFlow must be marked tf (use the yamnet fixture), or `-m "not tf"` lies."""
+    had_tensorflow = "tensorflow" in sys.modules
+    yield
+    if not had_tensorflow and "tensorflow" in sys.modules and request.node.get_closest_marker("tf") is None:
+        pytest.fail(f"{request.node.name} imported TensorFlow but is not in the tf lane: give it the yamnet fixture")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """$XDG_CACHE_HOME under the session's temporary folder: embeddings and YAMNet's .tflite are built here,
+    never in the user's ~/.cache (subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

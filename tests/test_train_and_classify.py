@@ -199,7 +199,8 @@ def test_rerun_embeds_only_new_clips(trained, tmp_path, capsys):
     shutil.copytree(training, copy)  # renamed paths, same content: all from the cache
     write_wav(copy / "zero" / "new_clip.wav", noise(0.5, seed=7))
     capsys.readouterr()
-    assert train_cli.main([str(copy), str(tmp_path / "m"), "--epochs", "1", "--cache-dir", str(cache), "--quiet"]) == 0
+    assert train_cli.main([str(copy), str(tmp_path / "m"), "--epochs", "1", "--cache-dir", str(cache), "--quiet",
+                          "--no-tflite"]) == 0
     assert "embeddings: 1 computed, 90 from cache, 0 failed" in capsys.readouterr().out
 
 
@@ -209,7 +210,8 @@ def test_bad_clip_in_training_set_is_skipped_and_reported(trained, tmp_path, cap
     shutil.copytree(training, copy)
     (copy / "one" / "corrupt.wav").write_bytes(b"RIFF....WAVEjunk")
     capsys.readouterr()
-    assert train_cli.main([str(copy), str(tmp_path / "m"), "--epochs", "1", "--cache-dir", str(cache), "--quiet"]) == 0
+    assert train_cli.main([str(copy), str(tmp_path / "m"), "--epochs", "1", "--cache-dir", str(cache), "--quiet",
+                          "--no-tflite"]) == 0
     captured = capsys.readouterr()
     assert "1 failed" in captured.out and "corrupt.wav" in captured.err
 
@@ -292,7 +294,7 @@ def test_cross_validation_by_speaker_reports_folds_and_stores_them(trained, tmp_
     training, _models, cache, _ = trained
     capsys.readouterr()
     assert train_cli.main([str(training), str(tmp_path / "m"), "--cv", "3", "--group-by", r"_([a-z]+)_",
-                           "--epochs", "20", "--cache-dir", str(cache), "--quiet"]) == 0
+                           "--epochs", "20", "--cache-dir", str(cache), "--quiet", "--no-tflite"]) == 0
     out = capsys.readouterr().out
     assert [line.split(":")[0] for line in out.splitlines() if line.startswith("cross-validation fold")] == [
         "cross-validation fold 1/3", "cross-validation fold 2/3", "cross-validation fold 3/3"]
