@@ -18,7 +18,7 @@ import numpy as np
 
 import augment
 from detection import StreamFramer, count_events
-from params import CLIP, SAMPLE_RATE, STREAM, YAMNET
+from params import CLIP, SAMPLE_RATE, STREAM, YAMNET, StreamTrainingDefaults
 
 WINDOW_BATCH = 256  # windows embedded per YAMNet call (bounds memory: 256 log-mel patches)
 MEMORY_CACHE_SECONDS = 20.0  # recordings longer than this (not spliced excerpts) stay embedded in memory
@@ -133,13 +133,14 @@ def make_excerpts(clips: list[tuple[np.ndarray, int]], backgrounds: list[np.ndar
     return excerpts
 
 
-def excerpt_frames(excerpts: list[Excerpt], background_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training windows of spliced clips: covered >= STREAM.positive_coverage by the clip (coverage_labels)
+def excerpt_frames(excerpts: list[Excerpt], background_index: int,
+                   rules: StreamTrainingDefaults = STREAM) -> tuple[np.ndarray, np.ndarray]:
+    """Training windows of spliced clips: covered >= rules.positive_coverage by the clip (coverage_labels)
     -> its class, none of it -> background, partial windows dropped (neither answer is right for them),
     silent ones dropped."""
     xs, ys = [np.zeros((0, YAMNET.embedding_size), np.float32)], [np.zeros(0, np.int64)]
     for e in excerpts:
-        positive = e.coverage >= STREAM.positive_coverage
+        positive = e.coverage >= rules.positive_coverage
         keep = (positive | (e.coverage == 0)) & e.audible
         xs.append(e.embeddings[keep])
         ys.append(np.where(positive[keep], e.class_index, background_index))
@@ -209,9 +210,9 @@ def logit(p):
     return np.log(p / (1 - p))
 
 
-def threshold_grid() -> np.ndarray:
-    """Thresholds STREAM.min_threshold .. max_threshold, evenly spaced in logit (softmax scores crowd near 1)."""
-    z = np.linspace(logit(STREAM.min_threshold), logit(STREAM.max_threshold), STREAM.threshold_steps)
+def threshold_grid(rules: StreamTrainingDefaults = STREAM) -> np.ndarray:
+    """Thresholds rules.min_threshold .. max_threshold, evenly spaced in logit (softmax scores crowd near 1)."""
+    z = np.linspace(logit(rules.min_threshold), logit(rules.max_threshold), rules.threshold_steps)
     return 1 / (1 + np.exp(-z))
 
 
@@ -295,16 +296,16 @@ def quietest_from(counts: np.ndarray, finds: np.ndarray) -> int:
 
 
 def choose_operating_point(calibration: Calibration, class_names: list[str], class_index: int,
-                           max_false_per_hour: float) -> OperatingPoint:
+                           max_false_per_hour: float, rules: StreamTrainingDefaults = STREAM) -> OperatingPoint:
     """The (threshold, windows) with the most held-out recall whose expected false alarms per hour of
     held-out background (`expected_false_alarms`) stay within the budget (ties: fewer windows, i.e.
     sooner). If none does, the most sensitive point among those raising the fewest false alarms
     that still find something (meets=False): with half an hour of background, no count can show
     fewer than 2 per hour."""
-    grid = threshold_grid()
+    grid = threshold_grid(rules)
     hours = max(calibration.background_seconds / 3600, 1e-9)
     candidates = []  # (meets, key, point)
-    for min_frames in range(1, STREAM.max_min_frames + 1):
+    for min_frames in range(1, rules.max_min_frames + 1):
         counts = event_counts(calibration, class_index, min_frames, grid)
         rates = expected_false_alarms(counts) / hours
         recall, spliced = recall_at(calibration.excerpts, class_index, min_frames, grid)
@@ -320,7 +321,7 @@ def choose_operating_point(calibration: Calibration, class_names: list[str], cla
             seconds = sum(s for f, s, _scores in calibration.background if f == fold)
             folds.append(event_counts(calibration, class_index, min_frames, grid[i:i + 1], fold)[0] / (seconds / 3600))
         point = OperatingPoint(class_names[class_index], float(grid[i]), min_frames, float(recall[i]), float(rates[i]),
-                               int(counts[i]), hours, spliced // STREAM.held_out_copies, meets,
+                               int(counts[i]), hours, spliced // rules.held_out_copies, meets,
                                poisson_interval(int(counts[i]), hours), tuple(folds))
         candidates.append((meets, (recall[i], -min_frames) if meets else (recall[i] > 0, -rates[i], recall[i], -min_frames),
                            point))
@@ -328,8 +329,8 @@ def choose_operating_point(calibration: Calibration, class_names: list[str], cla
 
 
 def choose_operating_points(calibration: Calibration, class_names: list[str], background_index: int,
-                            max_false_per_hour: float) -> list[OperatingPoint]:
-    return [choose_operating_point(calibration, class_names, i, max_false_per_hour)
+                            max_false_per_hour: float, rules: StreamTrainingDefaults = STREAM) -> list[OperatingPoint]:
+    return [choose_operating_point(calibration, class_names, i, max_false_per_hour, rules)
             for i in range(len(class_names)) if i != background_index]
 
 
