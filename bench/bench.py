@@ -270,7 +270,7 @@ def measure(args, folder: Path) -> list[tuple]:
 
 
 def format_table(rows: list[tuple]) -> str:
-    """A Markdown table, ready for the README's Performance section."""
+    """A Markdown table, ready for docs/performance.md#speed."""
     lines = ["| measurement | seconds | × real time | peak RSS MB | note |", "|---|---:|---:|---:|---|"]
     for what, seconds, realtime, rss, note in rows:
         realtime = f"{realtime:.0f}×" if realtime != "" else ""

@@ -1,7 +1,7 @@
 """Real recordings decide: the seed's recipe beside train.py's default (and any option) on real
 recorded audio, split by source, one table.
 
-    python bench/real.py                           # every row, every target, 3 folds (see the README for time)
+    python bench/real.py                           # every row, every target, 3 folds (docs/performance.md#real-recordings: time)
     python bench/real.py --quick                   # one target per row, 2 folds
     python bench/real.py --rows game --recipes seed,default,...   # --list shows the recipes
 
