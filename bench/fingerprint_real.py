@@ -27,7 +27,8 @@ import numpy as np
 
 import fingerprint
 import real_data
-from fingerprint import FINGERPRINT, FingerprintListener, FingerprintStore, LabelInfo
+from fingerprint import FingerprintListener, FingerprintStore, LabelInfo
+from fingerprint_params import FINGERPRINT
 from params import SAMPLE_RATE
 
 SNRS_DB = (10.0, 6.0, 0.0, -6.0, -12.0, -18.0)

@@ -11,9 +11,11 @@ import pytest
 from scipy.signal import resample_poly
 
 import fingerprint
+import fingerprint_params
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, write_wav
-from fingerprint import FINGERPRINT, FingerprintListener, FingerprintStore, LandmarkExtractor, landmarks, load_index
+from fingerprint import FingerprintListener, FingerprintStore, LandmarkExtractor, landmarks, load_index
+from fingerprint_params import FINGERPRINT
 from params import SAMPLE_RATE
 from synth_sounds import beeps, chime, in_a_room, jingle, melody_stream, mix_at_snr, noise_stream
 
@@ -119,7 +121,7 @@ def test_a_few_notes_of_a_registered_jingle_are_not_the_jingle(db, sounds):
             stream = place(bed, fragment, 2.0, 3.0) if bed.any() else place(bed + 1e-4, fragment, 2.0, 40.0)
             sound_ids, offsets, _, numbers = index.lookup(*landmarks(stream, FINGERPRINT.for_query))
             votes = {sound: len(found) for sound, _, found in fingerprint.best_offsets(sound_ids, offsets, numbers)}
-            assert votes[jingle_id] >= fingerprint.MATCH.min_votes  # many agreeing landmarks ...
+            assert votes[jingle_id] >= fingerprint_params.MATCH.min_votes  # many agreeing landmarks ...
             assert fingerprint.match_waveform(index, stream) == []  # ... but not a match
 
 
@@ -133,14 +135,14 @@ def test_a_match_starts_where_the_sound_does(db, sounds):
     hashes, frames = landmarks(sounds["jingle"])  # exactly the reference's landmarks
     query_frames = int(frames.max()) + 200
     whole = fingerprint.match_landmarks(index, hashes, frames + 100, query_frames)
-    assert [m.reference.label for m in whole] == ["mario_dies"] and whole[0].onset_votes >= fingerprint.MATCH.min_onset_votes
+    assert [m.reference.label for m in whole] == ["mario_dies"] and whole[0].onset_votes >= fingerprint_params.MATCH.min_onset_votes
     first_segment_lost = frames >= fingerprint.SEGMENT_FRAMES
-    assert (~first_segment_lost).sum() >= fingerprint.MATCH.min_segment_landmarks
+    assert (~first_segment_lost).sum() >= fingerprint_params.MATCH.min_segment_landmarks
     found = fingerprint.match_landmarks(index, hashes[first_segment_lost], frames[first_segment_lost] + 100, query_frames)
     assert [m.reference.label for m in found] == ["mario_dies"]  # an onset of one segment would refuse it
-    after_opening = frames >= fingerprint.MATCH.onset_segments * fingerprint.SEGMENT_FRAMES
+    after_opening = frames >= fingerprint_params.MATCH.onset_segments * fingerprint.SEGMENT_FRAMES
     rest = hashes[after_opening], frames[after_opening] + 100
-    without_rule = replace(fingerprint.MATCH, min_onset_votes=0)
+    without_rule = replace(fingerprint_params.MATCH, min_onset_votes=0)
     assert [m.reference.label for m in fingerprint.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
     assert fingerprint.match_landmarks(index, *rest, query_frames) == []
 
@@ -160,7 +162,7 @@ def test_a_match_is_verified_on_the_query_spectrogram(db, sounds):
     music = melody_stream(np.random.default_rng(21), 8.0)
     at, last = round(2.0 / FRAME_S), int(reference.peaks[:, 0].max())
     share, checked = spectrum_of(place(music, sounds["jingle"], 2.0, -3.0)).verify(reference, at, 0, last)
-    assert checked >= 20 and share >= fingerprint.MATCH.min_verified_share
+    assert checked >= 20 and share >= fingerprint_params.MATCH.min_verified_share
     for waveform, offset in ((music, at), (place(music, sounds["jingle"], 2.0, -3.0), at + 20)):
         share, checked = spectrum_of(waveform).verify(reference, offset, 0, last)
         assert checked >= 20 and share < 0.5
@@ -175,7 +177,7 @@ def test_a_match_is_verified_on_the_query_spectrogram(db, sounds):
     for start in range(0, len(replay), step):
         matches += matcher.push(replay[start:start + step])
     assert matches and {m.reference.label for m in matches} == {"mario_dies"}
-    rules = fingerprint.MATCH
+    rules = fingerprint_params.MATCH
     assert all(m.verified >= rules.min_verified_share and m.checked_peaks >= rules.min_verified_peaks for m in matches)
 
 
@@ -187,7 +189,7 @@ def test_a_jingle_heard_across_a_room_is_verified(db, sounds):
     music = melody_stream(rng, 6.0)
     heard = place(music, in_a_room(rng, sounds["jingle"], 0.8, 0.0), 1.0, 0.0)
     share, checked = spectrum_of(heard).verify(reference, round(1.0 / FRAME_S), 0, int(reference.peaks[:, 0].max()))
-    assert checked >= 20 and share >= fingerprint.MATCH.min_verified_share  # 0.73 with the end due in 2 frames
+    assert checked >= 20 and share >= fingerprint_params.MATCH.min_verified_share  # 0.73 with the end due in 2 frames
 
 
 def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
@@ -208,7 +210,7 @@ def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
     at = round(at_s / FRAME_S)
     bed = noise_stream(rng, 4.0, color="pink")
     share, checked = spectrum_of(place(bed, pattern, at_s, 0.0)).verify(reference, at, 0, last)
-    assert checked >= 10 and share >= fingerprint.MATCH.min_verified_share
+    assert checked >= 10 and share >= fingerprint_params.MATCH.min_verified_share
     held = np.zeros(4 * SAMPLE_RATE, np.float32)
     held[at * FINGERPRINT.hop:at * FINGERPRINT.hop + len(t)] = 0.3 * tone * np.where(on, 1.0, 0.6)  # wavers by 4.4 dB
     held += 0.01 * bed
@@ -216,7 +218,7 @@ def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
     assert checked >= 10 and share < 0.6  # ends judged like starts (3 dB) would give 0.75
     in_living_room = place(bed, in_a_room(rng, pattern, 0.6, 3.0), at_s, 0.0)
     share, checked = spectrum_of(in_living_room).verify(reference, at, 0, last)
-    assert checked >= 10 and share >= fingerprint.MATCH.min_verified_share  # 0.38 with a drop due in 2 frames
+    assert checked >= 10 and share >= fingerprint_params.MATCH.min_verified_share  # 0.38 with a drop due in 2 frames
 
 
 def bell(notes_hz, partials: int = 5) -> np.ndarray:
@@ -237,14 +239,14 @@ def test_adding_a_plain_sound_with_few_landmarks_says_it_needs_to_be_heard_clear
     assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "fp.sqlite")]) == 0
     lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["added ding_dong/bell.wav"].endswith(
-        f"{fingerprint.MATCH.plain_min_votes} of them must agree, so it is recognised only when heard clearly")
+        f"{fingerprint_params.MATCH.plain_min_votes} of them must agree, so it is recognised only when heard clearly")
     assert "plain" not in lines["added three_notes/bell.wav"]
 
 
 def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
     """A plain reference (a chime: a few strikes) needs more votes than a melody; a spoken word (its
     landmarks at its onset, two segments) one confirmed segment, a longer sound several."""
-    rules = fingerprint.MATCH
+    rules = fingerprint_params.MATCH
     references = {r.label: r for r in load_index(db).references.values()}
     assert fingerprint.votes_needed(references["doorbell"], 0) == rules.plain_min_votes > rules.min_votes
     assert fingerprint.votes_needed(references["mario_dies"], 0) == rules.min_votes
@@ -562,7 +564,7 @@ def test_a_database_of_an_older_fingerprint_format_asks_to_add_the_sounds_again(
         err = capsys.readouterr().err
         assert err.startswith(f"error: {old}: made by another version of fingerprint.py (format 1, this one reads "
                               f"{fingerprint.DB_VERSION}): delete it and add your sounds again") and err.count("\n") == 1, err
-    with pytest.raises(fingerprint.FingerprintError, match="add your sounds again"):
+    with pytest.raises(fingerprint_params.FingerprintError, match="add your sounds again"):
         load_index(old)  # what listen.py --fingerprints calls
 
 

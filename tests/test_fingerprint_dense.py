@@ -9,7 +9,8 @@ import pytest
 import fingerprint
 from audio_util import load_audio_16k_mono
 from conftest import write_wav
-from fingerprint import FINGERPRINT, MATCH, LandmarkExtractor, load_index, match_waveform
+from fingerprint import LandmarkExtractor, load_index, match_waveform
+from fingerprint_params import FINGERPRINT, MATCH
 from params import SAMPLE_RATE
 from synth_sounds import chime, jingle, melody_stream, mix_at_snr, noise_stream
 
@@ -167,6 +168,6 @@ def test_the_end_of_a_long_sound_keeps_the_snr_of_its_start(tmp_path):
     heard = np.clip(mix_at_snr(noise_stream(np.random.default_rng(7), 12.0, color="pink"), tune, 3 * SAMPLE_RATE, 6.0), -1, 1)
     listener = fingerprint.FingerprintListener(load_index(db))
     events = [e for at in range(0, len(heard), SAMPLE_RATE // 10) for e in listener.push(heard[at:at + SAMPLE_RATE // 10])]
-    assert len(tune) / SAMPLE_RATE > fingerprint.MATCH.stream_history_seconds
+    assert len(tune) / SAMPLE_RATE > MATCH.stream_history_seconds
     assert [e["event"] for e in events] == ["start", "end"]
     assert events[0]["snr_db"] is not None and events[1]["snr_db"] == pytest.approx(events[0]["snr_db"], abs=1.0)
