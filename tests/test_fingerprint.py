@@ -14,8 +14,9 @@ import fingerprint
 import fingerprint_params
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, write_wav
-from fingerprint import FingerprintListener, FingerprintStore, LandmarkExtractor, landmarks, load_index
+from fingerprint import FingerprintListener, FingerprintStore, load_index
 from fingerprint_params import FINGERPRINT
+from landmarks import SEGMENT_FRAMES, LandmarkExtractor, QuerySpectrum, is_plain, landmarks
 from params import SAMPLE_RATE
 from synth_sounds import beeps, chime, in_a_room, jingle, melody_stream, mix_at_snr, noise_stream
 
@@ -136,18 +137,18 @@ def test_a_match_starts_where_the_sound_does(db, sounds):
     query_frames = int(frames.max()) + 200
     whole = fingerprint.match_landmarks(index, hashes, frames + 100, query_frames)
     assert [m.reference.label for m in whole] == ["mario_dies"] and whole[0].onset_votes >= fingerprint_params.MATCH.min_onset_votes
-    first_segment_lost = frames >= fingerprint.SEGMENT_FRAMES
+    first_segment_lost = frames >= SEGMENT_FRAMES
     assert (~first_segment_lost).sum() >= fingerprint_params.MATCH.min_segment_landmarks
     found = fingerprint.match_landmarks(index, hashes[first_segment_lost], frames[first_segment_lost] + 100, query_frames)
     assert [m.reference.label for m in found] == ["mario_dies"]  # an onset of one segment would refuse it
-    after_opening = frames >= fingerprint_params.MATCH.onset_segments * fingerprint.SEGMENT_FRAMES
+    after_opening = frames >= fingerprint_params.MATCH.onset_segments * SEGMENT_FRAMES
     rest = hashes[after_opening], frames[after_opening] + 100
     without_rule = replace(fingerprint_params.MATCH, min_onset_votes=0)
     assert [m.reference.label for m in fingerprint.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
     assert fingerprint.match_landmarks(index, *rest, query_frames) == []
 
 
-def spectrum_of(waveform: np.ndarray) -> fingerprint.QuerySpectrum:
+def spectrum_of(waveform: np.ndarray) -> QuerySpectrum:
     extractor = LandmarkExtractor(FINGERPRINT.for_query, keep_level_frames=None)
     extractor.push(waveform)
     return extractor.spectrum
@@ -205,7 +206,7 @@ def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
     with FingerprintStore(tmp_path / "fp.sqlite", create=True) as store:
         assert fingerprint.register(store, "oven", fingerprint.LabelInfo({}), "oven/done.wav", pattern)[0] == "added"
         (reference,) = store.load_index().references.values()
-    assert fingerprint.is_plain(reference)
+    assert is_plain(reference)
     at_s, last = 1.0, int(reference.peaks[:, 0].max())
     at = round(at_s / FRAME_S)
     bed = noise_stream(rng, 4.0, color="pink")
@@ -353,7 +354,7 @@ def test_a_long_recording_matches_a_plain_sound_as_the_listener_hears_it(tmp_pat
     assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "db.sqlite")]) == 0
     index = load_index(tmp_path / "db.sqlite")
     (reference,) = index.references.values()
-    assert fingerprint.is_plain(reference)
+    assert is_plain(reference)
     rng = np.random.default_rng(19)
     music = melody_stream(rng, 120.0) + 0.18 * noise_stream(rng, 120.0, color="pink")
     query = place(music, bell, 8.6, -3.0).astype(np.float32)

@@ -9,8 +9,9 @@ import pytest
 import fingerprint
 from audio_util import load_audio_16k_mono
 from conftest import write_wav
-from fingerprint import LandmarkExtractor, load_index, match_waveform
+from fingerprint import load_index, match_waveform
 from fingerprint_params import FINGERPRINT, MATCH
+from landmarks import LandmarkExtractor
 from params import SAMPLE_RATE
 from synth_sounds import chime, jingle, melody_stream, mix_at_snr, noise_stream
 
