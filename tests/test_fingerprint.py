@@ -12,6 +12,7 @@ from scipy.signal import resample_poly
 
 import fingerprint
 import fingerprint_params
+import matching
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, write_wav
 from fingerprint import FingerprintListener, FingerprintStore, load_index
@@ -106,7 +107,7 @@ def test_a_replay_anywhere_between_two_frames_is_found(db, sounds, fsdd_dir, shi
         stream = np.zeros(5 * SAMPLE_RATE, np.float32)
         at = SAMPLE_RATE + shift
         stream[at:at + len(sound)] += sound
-        matches = fingerprint.match_waveform(index, stream)
+        matches = matching.match_waveform(index, stream)
         assert [m.reference.label for m in matches] == [label]
         assert abs(matches[0].offset_frames - at / FINGERPRINT.hop) <= 1
 
@@ -121,9 +122,9 @@ def test_a_few_notes_of_a_registered_jingle_are_not_the_jingle(db, sounds):
         for bed in (np.zeros(6 * SAMPLE_RATE, np.float32), melody_stream(np.random.default_rng(3), 6.0)):
             stream = place(bed, fragment, 2.0, 3.0) if bed.any() else place(bed + 1e-4, fragment, 2.0, 40.0)
             sound_ids, offsets, _, numbers = index.lookup(*landmarks(stream, FINGERPRINT.for_query))
-            votes = {sound: len(found) for sound, _, found in fingerprint.best_offsets(sound_ids, offsets, numbers)}
+            votes = {sound: len(found) for sound, _, found in matching.best_offsets(sound_ids, offsets, numbers)}
             assert votes[jingle_id] >= fingerprint_params.MATCH.min_votes  # many agreeing landmarks ...
-            assert fingerprint.match_waveform(index, stream) == []  # ... but not a match
+            assert matching.match_waveform(index, stream) == []  # ... but not a match
 
 
 def test_a_match_starts_where_the_sound_does(db, sounds):
@@ -135,17 +136,17 @@ def test_a_match_starts_where_the_sound_does(db, sounds):
     index = load_index(db)
     hashes, frames = landmarks(sounds["jingle"])  # exactly the reference's landmarks
     query_frames = int(frames.max()) + 200
-    whole = fingerprint.match_landmarks(index, hashes, frames + 100, query_frames)
+    whole = matching.match_landmarks(index, hashes, frames + 100, query_frames)
     assert [m.reference.label for m in whole] == ["mario_dies"] and whole[0].onset_votes >= fingerprint_params.MATCH.min_onset_votes
     first_segment_lost = frames >= SEGMENT_FRAMES
     assert (~first_segment_lost).sum() >= fingerprint_params.MATCH.min_segment_landmarks
-    found = fingerprint.match_landmarks(index, hashes[first_segment_lost], frames[first_segment_lost] + 100, query_frames)
+    found = matching.match_landmarks(index, hashes[first_segment_lost], frames[first_segment_lost] + 100, query_frames)
     assert [m.reference.label for m in found] == ["mario_dies"]  # an onset of one segment would refuse it
     after_opening = frames >= fingerprint_params.MATCH.onset_segments * SEGMENT_FRAMES
     rest = hashes[after_opening], frames[after_opening] + 100
     without_rule = replace(fingerprint_params.MATCH, min_onset_votes=0)
-    assert [m.reference.label for m in fingerprint.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
-    assert fingerprint.match_landmarks(index, *rest, query_frames) == []
+    assert [m.reference.label for m in matching.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
+    assert matching.match_landmarks(index, *rest, query_frames) == []
 
 
 def spectrum_of(waveform: np.ndarray) -> QuerySpectrum:
@@ -170,10 +171,10 @@ def test_a_match_is_verified_on_the_query_spectrogram(db, sounds):
     # the reference's exact landmarks, as if heard over the music: they agree, but the music lacks its peaks
     hashes, frames = landmarks(sounds["jingle"])
     query_frames = len(music) // FINGERPRINT.hop
-    assert [m.reference.label for m in fingerprint.match_landmarks(index, hashes, frames + at, query_frames)] == ["mario_dies"]
-    assert fingerprint.match_landmarks(index, hashes, frames + at, query_frames, spectrum=spectrum_of(music)) == []
+    assert [m.reference.label for m in matching.match_landmarks(index, hashes, frames + at, query_frames)] == ["mario_dies"]
+    assert matching.match_landmarks(index, hashes, frames + at, query_frames, spectrum=spectrum_of(music)) == []
     # a live stream is verified the same way, on the levels it keeps
-    matcher, step, matches = fingerprint.StreamMatcher(index), round(0.1 * SAMPLE_RATE), []
+    matcher, step, matches = matching.StreamMatcher(index), round(0.1 * SAMPLE_RATE), []
     replay = place(music, sounds["jingle"], 2.0, -3.0)
     for start in range(0, len(replay), step):
         matches += matcher.push(replay[start:start + step])
@@ -249,10 +250,10 @@ def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
     landmarks at its onset, two segments) one confirmed segment, a longer sound several."""
     rules = fingerprint_params.MATCH
     references = {r.label: r for r in load_index(db).references.values()}
-    assert fingerprint.votes_needed(references["doorbell"], 0) == rules.plain_min_votes > rules.min_votes
-    assert fingerprint.votes_needed(references["mario_dies"], 0) == rules.min_votes
-    assert fingerprint.votes_needed(references["mario_dies"], 10_000) == rules.min_score * 10_000
-    needed = [fingerprint.segments_needed(total) for total in range(1, 9)]
+    assert matching.votes_needed(references["doorbell"], 0) == rules.plain_min_votes > rules.min_votes
+    assert matching.votes_needed(references["mario_dies"], 0) == rules.min_votes
+    assert matching.votes_needed(references["mario_dies"], 10_000) == rules.min_score * 10_000
+    needed = [matching.segments_needed(total) for total in range(1, 9)]
     assert needed == [1, 1, 3, 3, 4, 4, 4, 4]
 
 
@@ -272,7 +273,7 @@ def test_votes_never_exceed_the_landmarks_of_the_reference(db, sounds):
     index = load_index(db)
     hashes, frames = landmarks(sounds["jingle"])
     twice = np.concatenate([frames + 100, frames + 101])  # every landmark, one frame apart
-    (match,) = fingerprint.match_landmarks(index, np.concatenate([hashes, hashes]), twice, int(frames.max()) + 200)
+    (match,) = matching.match_landmarks(index, np.concatenate([hashes, hashes]), twice, int(frames.max()) + 200)
     assert match.reference.label == "mario_dies" and match.offset_frames in (100, 101)
     assert 0.8 * match.reference.landmark_count <= match.votes <= match.reference.landmark_count < 2 * len(hashes)
 
@@ -340,7 +341,7 @@ def test_a_file_that_loses_the_sound_to_noise_matches_as_the_listener_hears_it(t
     heard = [e for i in range(0, len(query), 1600) for e in listener.push(query[i:i + 1600])] + listener.finish()
     starts = [e["offset_s"] for e in heard if e["event"] == "start"]
     assert len(starts) == 1 and abs(starts[0] - 0.5) <= 2 * FRAME_S, heard
-    found = fingerprint.match_waveform(index, query)
+    found = matching.match_waveform(index, query)
     assert [m.reference.name for m in found] == ["tune/tune.wav"]
     assert abs(found[0].offset_frames * FRAME_S - 0.5) <= 2 * FRAME_S
 
@@ -362,7 +363,7 @@ def test_a_long_recording_matches_a_plain_sound_as_the_listener_hears_it(tmp_pat
     heard = [e for i in range(0, len(query), 1600) for e in listener.push(query[i:i + 1600])] + listener.finish()
     starts = [e["offset_s"] for e in heard if e["event"] == "start"]
     assert len(starts) == 1 and abs(starts[0] - 8.6) <= 2 * FRAME_S, heard
-    found = fingerprint.match_waveform(index, query)
+    found = matching.match_waveform(index, query)
     assert [round(m.offset_frames * FRAME_S, 3) for m in found] == starts
 
 

@@ -1,21 +1,24 @@
 """fingerprint.py's dense landmarks (the --dense option), `match` reporting each sound once, and the SNR
 a match reports. Generated sounds and real FSDD recordings; no TensorFlow; seconds."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 import fingerprint
+import matching
 from audio_util import load_audio_16k_mono
 from conftest import write_wav
-from fingerprint import load_index, match_waveform
+from fingerprint import load_index
 from fingerprint_params import FINGERPRINT, MATCH
 from landmarks import LandmarkExtractor
+from matching import match_waveform
 from params import SAMPLE_RATE
 from synth_sounds import chime, jingle, melody_stream, mix_at_snr, noise_stream
 
-DENSE = fingerprint.replace(MATCH, dense=True)
+DENSE = dataclasses.replace(MATCH, dense=True)
 
 
 def slam(rng: np.random.Generator) -> np.ndarray:
@@ -137,7 +140,7 @@ def test_a_match_says_how_loud_the_sound_was_against_what_played_before_it(db, s
     band = butter(8, [125, 4000], "bandpass", fs=SAMPLE_RATE, output="sos")
     added, under = sosfiltfilt(band, heard - noise)[at:at + len(bell)], sosfiltfilt(band, noise)[at:at + len(bell)]
     in_band_db = 10 * np.log10(np.mean(added ** 2) / np.mean(under ** 2))
-    (match,) = fingerprint.each_sound_once(match_waveform(index, heard, MATCH))
+    (match,) = matching.each_sound_once(match_waveform(index, heard, MATCH))
     assert match.snr_db == pytest.approx(in_band_db, abs=2.0)
 
 
