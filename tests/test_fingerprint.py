@@ -12,11 +12,13 @@ from scipy.signal import resample_poly
 
 import fingerprint
 import fingerprint_params
+import fingerprint_store
 import matching
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, write_wav
-from fingerprint import FingerprintListener, FingerprintStore, load_index
+from fingerprint import FingerprintListener, load_index
 from fingerprint_params import FINGERPRINT
+from fingerprint_store import FingerprintStore
 from landmarks import SEGMENT_FRAMES, LandmarkExtractor, QuerySpectrum, is_plain, landmarks
 from params import SAMPLE_RATE
 from synth_sounds import beeps, chime, in_a_room, jingle, melody_stream, mix_at_snr, noise_stream
@@ -205,7 +207,7 @@ def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
     tone = np.sin(2 * np.pi * pitch_hz * t).astype(np.float32)
     pattern = 0.5 * tone * on
     with FingerprintStore(tmp_path / "fp.sqlite", create=True) as store:
-        assert fingerprint.register(store, "oven", fingerprint.LabelInfo({}), "oven/done.wav", pattern)[0] == "added"
+        assert fingerprint_store.register(store, "oven", fingerprint_store.LabelInfo({}), "oven/done.wav", pattern)[0] == "added"
         (reference,) = store.load_index().references.values()
     assert is_plain(reference)
     at_s, last = 1.0, int(reference.peaks[:, 0].max())
@@ -488,14 +490,14 @@ def test_a_crash_in_the_middle_of_adding_leaves_no_half_registered_sound(tmp_pat
     db = tmp_path / "db.sqlite"
     assert fingerprint.main(["add", str(sound_tree / "doorbell"), "--label", "doorbell", "--db", str(db)]) == 0
     before = FingerprintStore(db).sounds()
-    crash = ("import os, sys, fingerprint\n"
-             "execute = fingerprint.FingerprintStore._execute\n"
+    crash = ("import os, sys, fingerprint, fingerprint_store\n"
+             "execute = fingerprint_store.FingerprintStore._execute\n"
              "def dying(self, sql, args=()):\n"
              "    rows = execute(self, sql, args)\n"
              "    if sql.startswith('INSERT INTO sounds'):\n"
              "        os._exit(9)\n"
              "    return rows\n"
-             "fingerprint.FingerprintStore._execute = dying\n"
+             "fingerprint_store.FingerprintStore._execute = dying\n"
              f"sys.exit(fingerprint.main(['add', {str(sound_tree)!r}, '--db', {str(db)!r}]))\n")
     result = subprocess.run([sys.executable, "-c", crash], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
     assert result.returncode == 9, result.stderr
@@ -565,7 +567,7 @@ def test_a_database_of_an_older_fingerprint_format_asks_to_add_the_sounds_again(
         assert fingerprint.main(argv + ["--db", str(old)]) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: {old}: made by another version of fingerprint.py (format 1, this one reads "
-                              f"{fingerprint.DB_VERSION}): delete it and add your sounds again") and err.count("\n") == 1, err
+                              f"{fingerprint_store.DB_VERSION}): delete it and add your sounds again") and err.count("\n") == 1, err
     with pytest.raises(fingerprint_params.FingerprintError, match="add your sounds again"):
         load_index(old)  # what listen.py --fingerprints calls
 
