@@ -49,7 +49,7 @@ sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "tests"), str(BENCH_DIR)]  #
 import fingerprint_store  # noqa: E402
 from audio_util import load_audio_16k_mono  # noqa: E402
 from audio_files import FSDD_DIR, write_wav  # noqa: E402 (no pytest: it runs on the exact-sounds install)
-from fingerprint import FingerprintListener  # noqa: E402
+from fingerprint_listener import FingerprintListener  # noqa: E402
 from fingerprint_params import FINGERPRINT, MATCH  # noqa: E402
 from fingerprint_store import FingerprintStore, LabelInfo  # noqa: E402
 from matching import match_waveform  # noqa: E402

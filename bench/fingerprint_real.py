@@ -27,7 +27,7 @@ import numpy as np
 
 import fingerprint_store
 import real_data
-from fingerprint import FingerprintListener
+from fingerprint_listener import FingerprintListener
 from fingerprint_params import FINGERPRINT
 from fingerprint_store import FingerprintStore, LabelInfo
 from params import SAMPLE_RATE

@@ -16,7 +16,7 @@ import fingerprint_store
 import matching
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, write_wav
-from fingerprint import FingerprintListener, load_index
+from fingerprint_listener import FingerprintListener, load_index
 from fingerprint_params import FINGERPRINT
 from fingerprint_store import FingerprintStore
 from landmarks import SEGMENT_FRAMES, LandmarkExtractor, QuerySpectrum, is_plain, landmarks

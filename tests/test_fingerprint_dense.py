@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import fingerprint
+import fingerprint_listener
 import matching
 from audio_util import load_audio_16k_mono
 from conftest import write_wav
-from fingerprint import load_index
+from fingerprint_listener import load_index
 from fingerprint_params import FINGERPRINT, MATCH
 from landmarks import LandmarkExtractor
 from matching import match_waveform
@@ -170,7 +171,7 @@ def test_the_end_of_a_long_sound_keeps_the_snr_of_its_start(tmp_path):
     db = tmp_path / "fingerprints.sqlite"
     assert fingerprint.main(["add", str(root), "--db", str(db)]) == 0
     heard = np.clip(mix_at_snr(noise_stream(np.random.default_rng(7), 12.0, color="pink"), tune, 3 * SAMPLE_RATE, 6.0), -1, 1)
-    listener = fingerprint.FingerprintListener(load_index(db))
+    listener = fingerprint_listener.FingerprintListener(load_index(db))
     events = [e for at in range(0, len(heard), SAMPLE_RATE // 10) for e in listener.push(heard[at:at + SAMPLE_RATE // 10])]
     assert len(tune) / SAMPLE_RATE > MATCH.stream_history_seconds
     assert [e["event"] for e in events] == ["start", "end"]
