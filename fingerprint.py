@@ -18,15 +18,18 @@ prominent, and starting or ending there): votes that agree by chance do not come
     python fingerprint.py remove doorbell                   # a label, or one file: doorbell/ring.wav
 
 The database is one SQLite file (standard library), changed in transactions: a crash or Ctrl+C
-never leaves a half-registered sound. `StreamMatcher` does the same matching on a live stream for
-listen.py.
+never leaves a half-registered sound. This file is the command line only: it parses, prints and exits,
+and imports the library, which never imports it back. Each layer imports only those before it:
+fingerprint_params.py (landmark settings, matching rules, FingerprintError) <- landmarks.py (onset
+landmarks, a reference's landmarks, the query's spectrogram) <- matching.py (votes, verification, file,
+stream and dense matching) <- fingerprint_store.py (the SQLite file, registering) <-
+fingerprint_listener.py (live events for listen.py).
 """
 
 import argparse
 import json
 import sys
 from pathlib import Path
-
 
 from audio_util import (
     AudioError,
