@@ -45,7 +45,8 @@ from detection import (
     parse_thresholds,
 )
 from evidence import EvidenceRecorder, find_clip, move_to_training
-from fingerprint import MATCH, FingerprintError, FingerprintListener, load_index
+from fingerprint_listener import FingerprintListener, load_index
+from fingerprint_params import MATCH, FingerprintError
 from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, to_toml
 from live import Stop, YamnetListener, raise_stop, run
 from backend import load_yamnet_and_model

@@ -21,7 +21,7 @@ def raise_stop(signum, frame):
 
 
 class YamnetListener:
-    """YAMNet windows -> scores -> events, with the interface of fingerprint.FingerprintListener.
+    """YAMNet windows -> scores -> events, with the interface of fingerprint_listener.FingerprintListener.
     With `min_level_dbfs`, a quieter window skips YAMNet and scores 0 for every label (the energy gate:
     silence costs no inference); `windows` and `skipped` count them."""
 

@@ -46,10 +46,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "tests"), str(BENCH_DIR)]  # the project's fingerprint.py first
 
-import fingerprint  # noqa: E402
+import fingerprint_store  # noqa: E402
 from audio_util import load_audio_16k_mono  # noqa: E402
 from audio_files import FSDD_DIR, write_wav  # noqa: E402 (no pytest: it runs on the exact-sounds install)
-from fingerprint import FINGERPRINT, MATCH, FingerprintListener, FingerprintStore, LabelInfo, match_waveform  # noqa: E402
+from fingerprint_listener import FingerprintListener  # noqa: E402
+from fingerprint_params import FINGERPRINT, MATCH  # noqa: E402
+from fingerprint_store import FingerprintStore, LabelInfo  # noqa: E402
+from matching import match_waveform  # noqa: E402
 import dataclasses  # noqa: E402
 from params import SAMPLE_RATE  # noqa: E402
 import fingerprint_real  # noqa: E402
@@ -146,7 +149,7 @@ def register_all(db: Path, count: int, seed: int) -> tuple[dict, float, float, d
             waveform = make_reference(kind, k // len(KINDS), rng)
             name = sound_name(k)
             started = time.perf_counter()
-            outcome, _ = fingerprint.register(store, kind, LabelInfo({}), name, waveform)
+            outcome, _ = fingerprint_store.register(store, kind, LabelInfo({}), name, waveform)
             spent += time.perf_counter() - started
             if outcome == "added":
                 references[name] = (kind, waveform)

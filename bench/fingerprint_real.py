@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-import fingerprint
+import fingerprint_store
 import real_data
-from fingerprint import FINGERPRINT, FingerprintListener, FingerprintStore, LabelInfo
+from fingerprint_listener import FingerprintListener
+from fingerprint_params import FINGERPRINT
+from fingerprint_store import FingerprintStore, LabelInfo
 from params import SAMPLE_RATE
 
 SNRS_DB = (10.0, 6.0, 0.0, -6.0, -12.0, -18.0)
@@ -92,7 +94,7 @@ def build(db: Path, store: real_data.AudioStore, seed: int) -> Corpus:
             waveform = store(source.path)
             name = sound_name(source)
             # each sound its own label, as a user registers them (a listener holds one event per label)
-            outcome, _ = fingerprint.register(fp_store, name, LabelInfo({}), name, waveform)
+            outcome, _ = fingerprint_store.register(fp_store, name, LabelInfo({}), name, waveform)
             if outcome == "added":
                 registered[name] = waveform
                 seconds += len(waveform) / SAMPLE_RATE

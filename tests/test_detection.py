@@ -142,7 +142,7 @@ def test_finish_ends_what_is_still_on():
 
 
 def test_a_label_can_have_its_own_cooldown_and_times_can_be_taken_as_given():
-    """As fingerprint.FingerprintListener uses it: one cooldown from meta.json, times not window starts."""
+    """As fingerprint_listener.FingerprintListener uses it: one cooldown from meta.json, times not window starts."""
     detector = EventDetector(["jingle", "bell"], {"jingle": 0.5, "bell": 0.5}, cooldown_s=0.0, window_s=0.0,
                              label_cooldowns={"jingle": 5.0})
     events = []

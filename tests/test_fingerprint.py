@@ -11,9 +11,15 @@ import pytest
 from scipy.signal import resample_poly
 
 import fingerprint
+import fingerprint_params
+import fingerprint_store
+import matching
 from audio_util import load_audio_16k_mono
 from conftest import PROJECT_DIR, write_wav
-from fingerprint import FINGERPRINT, FingerprintListener, FingerprintStore, LandmarkExtractor, landmarks, load_index
+from fingerprint_listener import FingerprintListener, load_index
+from fingerprint_params import FINGERPRINT
+from fingerprint_store import FingerprintStore
+from landmarks import SEGMENT_FRAMES, LandmarkExtractor, QuerySpectrum, is_plain, landmarks
 from params import SAMPLE_RATE
 from synth_sounds import beeps, chime, in_a_room, jingle, melody_stream, mix_at_snr, noise_stream
 
@@ -103,7 +109,7 @@ def test_a_replay_anywhere_between_two_frames_is_found(db, sounds, fsdd_dir, shi
         stream = np.zeros(5 * SAMPLE_RATE, np.float32)
         at = SAMPLE_RATE + shift
         stream[at:at + len(sound)] += sound
-        matches = fingerprint.match_waveform(index, stream)
+        matches = matching.match_waveform(index, stream)
         assert [m.reference.label for m in matches] == [label]
         assert abs(matches[0].offset_frames - at / FINGERPRINT.hop) <= 1
 
@@ -118,9 +124,9 @@ def test_a_few_notes_of_a_registered_jingle_are_not_the_jingle(db, sounds):
         for bed in (np.zeros(6 * SAMPLE_RATE, np.float32), melody_stream(np.random.default_rng(3), 6.0)):
             stream = place(bed, fragment, 2.0, 3.0) if bed.any() else place(bed + 1e-4, fragment, 2.0, 40.0)
             sound_ids, offsets, _, numbers = index.lookup(*landmarks(stream, FINGERPRINT.for_query))
-            votes = {sound: len(found) for sound, _, found in fingerprint.best_offsets(sound_ids, offsets, numbers)}
-            assert votes[jingle_id] >= fingerprint.MATCH.min_votes  # many agreeing landmarks ...
-            assert fingerprint.match_waveform(index, stream) == []  # ... but not a match
+            votes = {sound: len(found) for sound, _, found in matching.best_offsets(sound_ids, offsets, numbers)}
+            assert votes[jingle_id] >= fingerprint_params.MATCH.min_votes  # many agreeing landmarks ...
+            assert matching.match_waveform(index, stream) == []  # ... but not a match
 
 
 def test_a_match_starts_where_the_sound_does(db, sounds):
@@ -132,20 +138,20 @@ def test_a_match_starts_where_the_sound_does(db, sounds):
     index = load_index(db)
     hashes, frames = landmarks(sounds["jingle"])  # exactly the reference's landmarks
     query_frames = int(frames.max()) + 200
-    whole = fingerprint.match_landmarks(index, hashes, frames + 100, query_frames)
-    assert [m.reference.label for m in whole] == ["mario_dies"] and whole[0].onset_votes >= fingerprint.MATCH.min_onset_votes
-    first_segment_lost = frames >= fingerprint.SEGMENT_FRAMES
-    assert (~first_segment_lost).sum() >= fingerprint.MATCH.min_segment_landmarks
-    found = fingerprint.match_landmarks(index, hashes[first_segment_lost], frames[first_segment_lost] + 100, query_frames)
+    whole = matching.match_landmarks(index, hashes, frames + 100, query_frames)
+    assert [m.reference.label for m in whole] == ["mario_dies"] and whole[0].onset_votes >= fingerprint_params.MATCH.min_onset_votes
+    first_segment_lost = frames >= SEGMENT_FRAMES
+    assert (~first_segment_lost).sum() >= fingerprint_params.MATCH.min_segment_landmarks
+    found = matching.match_landmarks(index, hashes[first_segment_lost], frames[first_segment_lost] + 100, query_frames)
     assert [m.reference.label for m in found] == ["mario_dies"]  # an onset of one segment would refuse it
-    after_opening = frames >= fingerprint.MATCH.onset_segments * fingerprint.SEGMENT_FRAMES
+    after_opening = frames >= fingerprint_params.MATCH.onset_segments * SEGMENT_FRAMES
     rest = hashes[after_opening], frames[after_opening] + 100
-    without_rule = replace(fingerprint.MATCH, min_onset_votes=0)
-    assert [m.reference.label for m in fingerprint.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
-    assert fingerprint.match_landmarks(index, *rest, query_frames) == []
+    without_rule = replace(fingerprint_params.MATCH, min_onset_votes=0)
+    assert [m.reference.label for m in matching.match_landmarks(index, *rest, query_frames, without_rule)] == ["mario_dies"]
+    assert matching.match_landmarks(index, *rest, query_frames) == []
 
 
-def spectrum_of(waveform: np.ndarray) -> fingerprint.QuerySpectrum:
+def spectrum_of(waveform: np.ndarray) -> QuerySpectrum:
     extractor = LandmarkExtractor(FINGERPRINT.for_query, keep_level_frames=None)
     extractor.push(waveform)
     return extractor.spectrum
@@ -160,22 +166,22 @@ def test_a_match_is_verified_on_the_query_spectrogram(db, sounds):
     music = melody_stream(np.random.default_rng(21), 8.0)
     at, last = round(2.0 / FRAME_S), int(reference.peaks[:, 0].max())
     share, checked = spectrum_of(place(music, sounds["jingle"], 2.0, -3.0)).verify(reference, at, 0, last)
-    assert checked >= 20 and share >= fingerprint.MATCH.min_verified_share
+    assert checked >= 20 and share >= fingerprint_params.MATCH.min_verified_share
     for waveform, offset in ((music, at), (place(music, sounds["jingle"], 2.0, -3.0), at + 20)):
         share, checked = spectrum_of(waveform).verify(reference, offset, 0, last)
         assert checked >= 20 and share < 0.5
     # the reference's exact landmarks, as if heard over the music: they agree, but the music lacks its peaks
     hashes, frames = landmarks(sounds["jingle"])
     query_frames = len(music) // FINGERPRINT.hop
-    assert [m.reference.label for m in fingerprint.match_landmarks(index, hashes, frames + at, query_frames)] == ["mario_dies"]
-    assert fingerprint.match_landmarks(index, hashes, frames + at, query_frames, spectrum=spectrum_of(music)) == []
+    assert [m.reference.label for m in matching.match_landmarks(index, hashes, frames + at, query_frames)] == ["mario_dies"]
+    assert matching.match_landmarks(index, hashes, frames + at, query_frames, spectrum=spectrum_of(music)) == []
     # a live stream is verified the same way, on the levels it keeps
-    matcher, step, matches = fingerprint.StreamMatcher(index), round(0.1 * SAMPLE_RATE), []
+    matcher, step, matches = matching.StreamMatcher(index), round(0.1 * SAMPLE_RATE), []
     replay = place(music, sounds["jingle"], 2.0, -3.0)
     for start in range(0, len(replay), step):
         matches += matcher.push(replay[start:start + step])
     assert matches and {m.reference.label for m in matches} == {"mario_dies"}
-    rules = fingerprint.MATCH
+    rules = fingerprint_params.MATCH
     assert all(m.verified >= rules.min_verified_share and m.checked_peaks >= rules.min_verified_peaks for m in matches)
 
 
@@ -187,7 +193,7 @@ def test_a_jingle_heard_across_a_room_is_verified(db, sounds):
     music = melody_stream(rng, 6.0)
     heard = place(music, in_a_room(rng, sounds["jingle"], 0.8, 0.0), 1.0, 0.0)
     share, checked = spectrum_of(heard).verify(reference, round(1.0 / FRAME_S), 0, int(reference.peaks[:, 0].max()))
-    assert checked >= 20 and share >= fingerprint.MATCH.min_verified_share  # 0.73 with the end due in 2 frames
+    assert checked >= 20 and share >= fingerprint_params.MATCH.min_verified_share  # 0.73 with the end due in 2 frames
 
 
 def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
@@ -201,14 +207,14 @@ def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
     tone = np.sin(2 * np.pi * pitch_hz * t).astype(np.float32)
     pattern = 0.5 * tone * on
     with FingerprintStore(tmp_path / "fp.sqlite", create=True) as store:
-        assert fingerprint.register(store, "oven", fingerprint.LabelInfo({}), "oven/done.wav", pattern)[0] == "added"
+        assert fingerprint_store.register(store, "oven", fingerprint_store.LabelInfo({}), "oven/done.wav", pattern)[0] == "added"
         (reference,) = store.load_index().references.values()
-    assert fingerprint.is_plain(reference)
+    assert is_plain(reference)
     at_s, last = 1.0, int(reference.peaks[:, 0].max())
     at = round(at_s / FRAME_S)
     bed = noise_stream(rng, 4.0, color="pink")
     share, checked = spectrum_of(place(bed, pattern, at_s, 0.0)).verify(reference, at, 0, last)
-    assert checked >= 10 and share >= fingerprint.MATCH.min_verified_share
+    assert checked >= 10 and share >= fingerprint_params.MATCH.min_verified_share
     held = np.zeros(4 * SAMPLE_RATE, np.float32)
     held[at * FINGERPRINT.hop:at * FINGERPRINT.hop + len(t)] = 0.3 * tone * np.where(on, 1.0, 0.6)  # wavers by 4.4 dB
     held += 0.01 * bed
@@ -216,7 +222,7 @@ def test_a_beep_pattern_is_not_a_held_tone_of_its_pitch(tmp_path):
     assert checked >= 10 and share < 0.6  # ends judged like starts (3 dB) would give 0.75
     in_living_room = place(bed, in_a_room(rng, pattern, 0.6, 3.0), at_s, 0.0)
     share, checked = spectrum_of(in_living_room).verify(reference, at, 0, last)
-    assert checked >= 10 and share >= fingerprint.MATCH.min_verified_share  # 0.38 with a drop due in 2 frames
+    assert checked >= 10 and share >= fingerprint_params.MATCH.min_verified_share  # 0.38 with a drop due in 2 frames
 
 
 def bell(notes_hz, partials: int = 5) -> np.ndarray:
@@ -237,19 +243,19 @@ def test_adding_a_plain_sound_with_few_landmarks_says_it_needs_to_be_heard_clear
     assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "fp.sqlite")]) == 0
     lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["added ding_dong/bell.wav"].endswith(
-        f"{fingerprint.MATCH.plain_min_votes} of them must agree, so it is recognised only when heard clearly")
+        f"{fingerprint_params.MATCH.plain_min_votes} of them must agree, so it is recognised only when heard clearly")
     assert "plain" not in lines["added three_notes/bell.wav"]
 
 
 def test_how_much_agreement_a_match_needs_depends_on_the_reference(db):
     """A plain reference (a chime: a few strikes) needs more votes than a melody; a spoken word (its
     landmarks at its onset, two segments) one confirmed segment, a longer sound several."""
-    rules = fingerprint.MATCH
+    rules = fingerprint_params.MATCH
     references = {r.label: r for r in load_index(db).references.values()}
-    assert fingerprint.votes_needed(references["doorbell"], 0) == rules.plain_min_votes > rules.min_votes
-    assert fingerprint.votes_needed(references["mario_dies"], 0) == rules.min_votes
-    assert fingerprint.votes_needed(references["mario_dies"], 10_000) == rules.min_score * 10_000
-    needed = [fingerprint.segments_needed(total) for total in range(1, 9)]
+    assert matching.votes_needed(references["doorbell"], 0) == rules.plain_min_votes > rules.min_votes
+    assert matching.votes_needed(references["mario_dies"], 0) == rules.min_votes
+    assert matching.votes_needed(references["mario_dies"], 10_000) == rules.min_score * 10_000
+    needed = [matching.segments_needed(total) for total in range(1, 9)]
     assert needed == [1, 1, 3, 3, 4, 4, 4, 4]
 
 
@@ -269,7 +275,7 @@ def test_votes_never_exceed_the_landmarks_of_the_reference(db, sounds):
     index = load_index(db)
     hashes, frames = landmarks(sounds["jingle"])
     twice = np.concatenate([frames + 100, frames + 101])  # every landmark, one frame apart
-    (match,) = fingerprint.match_landmarks(index, np.concatenate([hashes, hashes]), twice, int(frames.max()) + 200)
+    (match,) = matching.match_landmarks(index, np.concatenate([hashes, hashes]), twice, int(frames.max()) + 200)
     assert match.reference.label == "mario_dies" and match.offset_frames in (100, 101)
     assert 0.8 * match.reference.landmark_count <= match.votes <= match.reference.landmark_count < 2 * len(hashes)
 
@@ -337,7 +343,7 @@ def test_a_file_that_loses_the_sound_to_noise_matches_as_the_listener_hears_it(t
     heard = [e for i in range(0, len(query), 1600) for e in listener.push(query[i:i + 1600])] + listener.finish()
     starts = [e["offset_s"] for e in heard if e["event"] == "start"]
     assert len(starts) == 1 and abs(starts[0] - 0.5) <= 2 * FRAME_S, heard
-    found = fingerprint.match_waveform(index, query)
+    found = matching.match_waveform(index, query)
     assert [m.reference.name for m in found] == ["tune/tune.wav"]
     assert abs(found[0].offset_frames * FRAME_S - 0.5) <= 2 * FRAME_S
 
@@ -351,7 +357,7 @@ def test_a_long_recording_matches_a_plain_sound_as_the_listener_hears_it(tmp_pat
     assert fingerprint.main(["add", str(tmp_path / "sounds"), "--db", str(tmp_path / "db.sqlite")]) == 0
     index = load_index(tmp_path / "db.sqlite")
     (reference,) = index.references.values()
-    assert fingerprint.is_plain(reference)
+    assert is_plain(reference)
     rng = np.random.default_rng(19)
     music = melody_stream(rng, 120.0) + 0.18 * noise_stream(rng, 120.0, color="pink")
     query = place(music, bell, 8.6, -3.0).astype(np.float32)
@@ -359,7 +365,7 @@ def test_a_long_recording_matches_a_plain_sound_as_the_listener_hears_it(tmp_pat
     heard = [e for i in range(0, len(query), 1600) for e in listener.push(query[i:i + 1600])] + listener.finish()
     starts = [e["offset_s"] for e in heard if e["event"] == "start"]
     assert len(starts) == 1 and abs(starts[0] - 8.6) <= 2 * FRAME_S, heard
-    found = fingerprint.match_waveform(index, query)
+    found = matching.match_waveform(index, query)
     assert [round(m.offset_frames * FRAME_S, 3) for m in found] == starts
 
 
@@ -484,14 +490,14 @@ def test_a_crash_in_the_middle_of_adding_leaves_no_half_registered_sound(tmp_pat
     db = tmp_path / "db.sqlite"
     assert fingerprint.main(["add", str(sound_tree / "doorbell"), "--label", "doorbell", "--db", str(db)]) == 0
     before = FingerprintStore(db).sounds()
-    crash = ("import os, sys, fingerprint\n"
-             "execute = fingerprint.FingerprintStore._execute\n"
+    crash = ("import os, sys, fingerprint, fingerprint_store\n"
+             "execute = fingerprint_store.FingerprintStore._execute\n"
              "def dying(self, sql, args=()):\n"
              "    rows = execute(self, sql, args)\n"
              "    if sql.startswith('INSERT INTO sounds'):\n"
              "        os._exit(9)\n"
              "    return rows\n"
-             "fingerprint.FingerprintStore._execute = dying\n"
+             "fingerprint_store.FingerprintStore._execute = dying\n"
              f"sys.exit(fingerprint.main(['add', {str(sound_tree)!r}, '--db', {str(db)!r}]))\n")
     result = subprocess.run([sys.executable, "-c", crash], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
     assert result.returncode == 9, result.stderr
@@ -561,8 +567,8 @@ def test_a_database_of_an_older_fingerprint_format_asks_to_add_the_sounds_again(
         assert fingerprint.main(argv + ["--db", str(old)]) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: {old}: made by another version of fingerprint.py (format 1, this one reads "
-                              f"{fingerprint.DB_VERSION}): delete it and add your sounds again") and err.count("\n") == 1, err
-    with pytest.raises(fingerprint.FingerprintError, match="add your sounds again"):
+                              f"{fingerprint_store.DB_VERSION}): delete it and add your sounds again") and err.count("\n") == 1, err
+    with pytest.raises(fingerprint_params.FingerprintError, match="add your sounds again"):
         load_index(old)  # what listen.py --fingerprints calls
 
 

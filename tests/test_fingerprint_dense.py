@@ -1,19 +1,25 @@
 """fingerprint.py's dense landmarks (the --dense option), `match` reporting each sound once, and the SNR
 a match reports. Generated sounds and real FSDD recordings; no TensorFlow; seconds."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 import fingerprint
+import fingerprint_listener
+import matching
 from audio_util import load_audio_16k_mono
 from conftest import write_wav
-from fingerprint import FINGERPRINT, MATCH, LandmarkExtractor, load_index, match_waveform
+from fingerprint_listener import load_index
+from fingerprint_params import FINGERPRINT, MATCH
+from landmarks import LandmarkExtractor
+from matching import match_waveform
 from params import SAMPLE_RATE
 from synth_sounds import chime, jingle, melody_stream, mix_at_snr, noise_stream
 
-DENSE = fingerprint.replace(MATCH, dense=True)
+DENSE = dataclasses.replace(MATCH, dense=True)
 
 
 def slam(rng: np.random.Generator) -> np.ndarray:
@@ -135,7 +141,7 @@ def test_a_match_says_how_loud_the_sound_was_against_what_played_before_it(db, s
     band = butter(8, [125, 4000], "bandpass", fs=SAMPLE_RATE, output="sos")
     added, under = sosfiltfilt(band, heard - noise)[at:at + len(bell)], sosfiltfilt(band, noise)[at:at + len(bell)]
     in_band_db = 10 * np.log10(np.mean(added ** 2) / np.mean(under ** 2))
-    (match,) = fingerprint.each_sound_once(match_waveform(index, heard, MATCH))
+    (match,) = matching.each_sound_once(match_waveform(index, heard, MATCH))
     assert match.snr_db == pytest.approx(in_band_db, abs=2.0)
 
 
@@ -165,8 +171,8 @@ def test_the_end_of_a_long_sound_keeps_the_snr_of_its_start(tmp_path):
     db = tmp_path / "fingerprints.sqlite"
     assert fingerprint.main(["add", str(root), "--db", str(db)]) == 0
     heard = np.clip(mix_at_snr(noise_stream(np.random.default_rng(7), 12.0, color="pink"), tune, 3 * SAMPLE_RATE, 6.0), -1, 1)
-    listener = fingerprint.FingerprintListener(load_index(db))
+    listener = fingerprint_listener.FingerprintListener(load_index(db))
     events = [e for at in range(0, len(heard), SAMPLE_RATE // 10) for e in listener.push(heard[at:at + SAMPLE_RATE // 10])]
-    assert len(tune) / SAMPLE_RATE > fingerprint.MATCH.stream_history_seconds
+    assert len(tune) / SAMPLE_RATE > MATCH.stream_history_seconds
     assert [e["event"] for e in events] == ["start", "end"]
     assert events[0]["snr_db"] is not None and events[1]["snr_db"] == pytest.approx(events[0]["snr_db"], abs=1.0)
