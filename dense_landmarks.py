@@ -1,13 +1,13 @@
-"""Dense landmarks: Wang's (2003) plain constellation, beside fingerprint.py's onset landmarks; numpy/scipy.
+"""Dense landmarks: Wang's (2003) plain constellation, beside landmarks.py's onset landmarks; numpy/scipy.
 
 A peak is a spectrogram cell that is the loudest of its DenseParams.frames x bins neighbourhood and
-louder than most of its frame (a percentile of the frame's levels). Unlike fingerprint.py's onset and
+louder than most of its frame (a percentile of the frame's levels). Unlike landmarks.py's onset and
 end peaks, it need not start or stop, nor stand out from its neighbours by much: the cells of a door's
 slam, a fizz or a splash, and of a melody's notes under louder music, still peak where the sound is
 loudest. Each peak is paired with the next `fanout` peaks of later frames up to 1 s on, and each pair
 hashed as (bin, bin, frames between). A replay agrees with its reference at one time offset; a match
 needs many votes there (MatchDefaults.dense_min_votes), since such peaks are common in all audio, spread
-segment by segment and verified on the spectrogram as onset matches are (fingerprint.dense_matches).
+segment by segment and verified on the spectrogram as onset matches are (matching.dense_matches).
 """
 
 from dataclasses import dataclass

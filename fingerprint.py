@@ -182,7 +182,7 @@ def main(argv=None) -> int:
                        help="agreeing landmarks a match needs (besides a share of the reference's landmarks and segments)")
     match.add_argument("--dense", action="store_true",
                        help="also match by dense landmarks: finds more under loud music and noisy sounds, "
-                            "but other melodies of the same notes now and then (README: Exact sounds)")
+                            "but other melodies of the same notes now and then (docs/exact-sounds.md)")
     args = parser.parse_args(argv)
     if args.command == "match" and args.min_votes < 1:
         match.error("--min-votes must be at least 1")

@@ -115,7 +115,7 @@ class MatchDefaults:
     # sounds under louder music): this many agree at one offset, and this share of those heard so far,
     # segment by segment as above, and verified on the spectrogram to a lower share. Not the default:
     # on generated look-alike jingles it still matches a little more often, and it halves the matching
-    # speed (README: Exact sounds, How well it works)
+    # speed (docs/performance.md#exact-sounds-how-well-it-works)
     dense: bool = False
     dense_min_votes: int = 24
     dense_min_score: float = 0.03

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("--config", type=Path, metavar="TOML",
-                        help="settings file (see README: 'A config file'); flags given beside it win")
+                        help="settings file (docs/listening.md#a-config-file); flags given beside it win")
     parser.add_argument("--print-config", action="store_true",
                         help="print the effective settings (the file, then the flags) as TOML and exit; credentials masked")
     source = parser.add_argument_group("audio source (choose one, here or in [input] of --config)").add_mutually_exclusive_group()
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"with --fingerprints: agreeing landmarks a match needs (default {MATCH.min_votes})")
     detect.add_argument("--dense", action="store_true", default=None,
                         help="with --fingerprints: match dense landmarks too (more found under loud music and of "
-                             "noisy sounds; half the speed; README: Exact sounds)")
+                             "noisy sounds; half the speed; docs/exact-sounds.md)")
     detect.add_argument("--yamnet", metavar="HANDLE", default=None, help=YAMNET_OPTION_HELP)
     detect.add_argument("--backend", choices=BACKENDS, default=None,
                         help="auto (the default): TFLite when its models exist (~100 MB of memory instead of ~900), else TensorFlow")

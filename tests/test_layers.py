@@ -9,7 +9,7 @@ from conftest import PROJECT_DIR
 
 # Pure helpers: numpy/scipy maths, files and names; never TensorFlow, a model, a device or a CLI.
 PURE = {"params", "atomic_write", "class_map", "model_folder", "audio_util", "augment", "detection",
-        "metrics", "dense_landmarks", "evidence"}
+        "metrics", "dense_landmarks", "landmarks", "fingerprint_params", "evidence"}
 # audio_util.py is both the one loader and the `convert` command, as the seed has it: others may import it.
 IMPORTABLE_CLIS = {"audio_util"}
 HEAVY_PACKAGES = {"tensorflow", "tensorflow_hub", "keras", "sounddevice", "paho"}
