@@ -14,6 +14,7 @@ from tflite_backend import (
     TfliteError,
     cached_yamnet_tflite_path,
     export_yamnet_tflite,
+    has_runtime,
     lite_yamnet_for,
 )
 from yamnet_classifier import YamnetError, load_yamnet, model_identity, resolve_yamnet_handle
@@ -34,6 +35,8 @@ def yamnet_for_backend(handle: str, backend: str, warn=to_stderr):
             raise TfliteError(f"the TFLite backend needs ai-edge-litert, and TensorFlow once to build its YAMNet "
                               f"({first_line(e)}): pip install -r requirements.txt") from e
     yamnet = load_yamnet(handle)
+    if not has_runtime():  # a copy could not run: building one would cost every start ~15 s for nothing
+        return yamnet
     try:
         export_yamnet_tflite(yamnet, cached_yamnet_tflite_path(yamnet.identity))
         warn("note: built a TFLite copy of YAMNet (once): the next start is fast")

@@ -212,16 +212,31 @@ def sidecar_path(tflite_path) -> Path:
     return tflite_path.with_name(tflite_path.name + SIDECAR_SUFFIX)
 
 
-def _open_model(path, kind: str, remedy: str, num_threads: int):
-    """(interpreter, sidecar dict) of a .tflite that exists, matches its sidecar and loads.
-
-    `kind` names the model in messages, `remedy` says how to make it again."""
+def _interpreter_class():
+    """ai-edge-litert's Interpreter; TfliteError when the runtime is not installed (or will not import)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as e:
         from yamnet_classifier import FULL_INSTALL_HINT
 
         raise TfliteError(f"the TFLite backend needs ai-edge-litert, which is not installed: {FULL_INSTALL_HINT}") from e
+    return Interpreter
+
+
+def has_runtime() -> bool:
+    """Whether ai-edge-litert imports: without it a .tflite cannot run, so none is worth building."""
+    try:
+        _interpreter_class()
+    except TfliteError:
+        return False
+    return True
+
+
+def _open_model(path, kind: str, remedy: str, num_threads: int):
+    """(interpreter, sidecar dict) of a .tflite that exists, matches its sidecar and loads.
+
+    `kind` names the model in messages, `remedy` says how to make it again."""
+    Interpreter = _interpreter_class()
 
     path = Path(path)
     if not path.is_file():
@@ -409,6 +424,7 @@ def lite_yamnet_for(handle: str, cache_dir=None, build: bool = True,
     from yamnet_classifier import check_yamnet_handle, load_yamnet, model_identity
 
     check_yamnet_handle(handle)  # a missing folder is the usual one-line YamnetError, before any hashing
+    _interpreter_class()  # without the runtime a copy could not be run: never build one for nothing
     path = cached_yamnet_tflite_path(model_identity(handle), cache_dir)
     try:
         return load_lite_yamnet(str(path), num_threads)

@@ -160,6 +160,8 @@ def test_without_the_tflite_runtime_auto_falls_back_to_tensorflow(fsdd_dir, tmp_
     auto = run()
     assert auto.returncode == 0 and json.loads(auto.stdout)["label"] == "Speech", auto.stderr
     assert "Traceback" not in auto.stderr
+    # a copy it could not run is not built (that cost every start ~15 s, and said "once")
+    assert "TFLite copy" not in auto.stderr and not list((tmp_path / "cache").rglob("*.tflite"))
     forced = run("--backend", "tflite")
     assert forced.returncode == 1 and forced.stderr.startswith("error: ") and "ai-edge-litert" in forced.stderr
     assert forced.stderr.count("\n") == 1
