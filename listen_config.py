@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,28 +89,34 @@ class ListenConfig:
         return bool(self.file or self.stdin)
 
 
-# (table, key in the file, ListenConfig field, type). Sounds are their own tables.
+# (table, key in the file, ListenConfig field); the value's type is the field's. Sounds are their own tables.
 KEYS = (
-    ("input", "device", "device", str), ("input", "file", "file", Path), ("input", "stdin", "stdin", bool),
-    ("input", "command", "command", str), ("input", "stall_seconds", "stall_seconds", float),
-    ("input", "realtime", "realtime", bool), ("input", "rate", "rate", int), ("input", "channels", "channels", int),
-    ("input", "format", "format", str),
-    ("detect", "custom", "custom", bool), ("detect", "classes", "classes", str),
-    ("detect", "fingerprints", "fingerprints", Path), ("detect", "models", "models", Path),
-    ("detect", "threshold", "threshold", float), ("detect", "min_frames", "min_frames", int),
-    ("detect", "cooldown", "cooldown", float), ("detect", "hop", "hop", float),
-    ("detect", "min_votes", "min_votes", int), ("detect", "dense", "dense", bool), ("detect", "yamnet", "yamnet", str),
-    ("detect", "backend", "backend", str),
-    ("mqtt", "host", "mqtt_host", str), ("mqtt", "port", "mqtt_port", int),
-    ("mqtt", "username", "mqtt_username", str), ("mqtt", "password", "mqtt_password", str),
-    ("mqtt", "credentials_file", "mqtt_config", Path), ("mqtt", "tls", "tls", bool), ("mqtt", "cafile", "cafile", Path),
-    ("mqtt", "device_name", "device_name", str), ("mqtt", "topic_prefix", "topic_prefix", str),
-    ("mqtt", "ha_discovery", "ha_discovery", bool), ("mqtt", "ha_prefix", "ha_prefix", str),
-    ("mqtt", "queue_size", "queue_size", int),
-    ("evidence", "dir", "evidence_dir", Path), ("evidence", "max_mb", "evidence_max_mb", float),
-    ("evidence", "max_days", "evidence_max_days", float), ("evidence", "training", "training_dir", Path),
-    ("health", "min_level_dbfs", "min_level_dbfs", float), ("health", "level_seconds", "level_seconds", float),
+    ("input", "device", "device"), ("input", "file", "file"), ("input", "stdin", "stdin"),
+    ("input", "command", "command"), ("input", "stall_seconds", "stall_seconds"),
+    ("input", "realtime", "realtime"), ("input", "rate", "rate"), ("input", "channels", "channels"),
+    ("input", "format", "format"),
+    ("detect", "custom", "custom"), ("detect", "classes", "classes"),
+    ("detect", "fingerprints", "fingerprints"), ("detect", "models", "models"),
+    ("detect", "threshold", "threshold"), ("detect", "min_frames", "min_frames"),
+    ("detect", "cooldown", "cooldown"), ("detect", "hop", "hop"),
+    ("detect", "min_votes", "min_votes"), ("detect", "dense", "dense"), ("detect", "yamnet", "yamnet"),
+    ("detect", "backend", "backend"),
+    ("mqtt", "host", "mqtt_host"), ("mqtt", "port", "mqtt_port"),
+    ("mqtt", "username", "mqtt_username"), ("mqtt", "password", "mqtt_password"),
+    ("mqtt", "credentials_file", "mqtt_config"), ("mqtt", "tls", "tls"), ("mqtt", "cafile", "cafile"),
+    ("mqtt", "device_name", "device_name"), ("mqtt", "topic_prefix", "topic_prefix"),
+    ("mqtt", "ha_discovery", "ha_discovery"), ("mqtt", "ha_prefix", "ha_prefix"),
+    ("mqtt", "queue_size", "queue_size"),
+    ("evidence", "dir", "evidence_dir"), ("evidence", "max_mb", "evidence_max_mb"),
+    ("evidence", "max_days", "evidence_max_days"), ("evidence", "training", "training_dir"),
+    ("health", "min_level_dbfs", "min_level_dbfs"), ("health", "level_seconds", "level_seconds"),
 )
+
+
+def field_kind(name: str) -> type:
+    """The type a ListenConfig field holds (`Path | None` -> Path), which its key in the file must have."""
+    hint = typing.get_type_hints(ListenConfig)[name]
+    return next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
 SOUND_KEYS = {"threshold": float, "min_frames": int, "cooldown": float}
 TABLES = ("input", "detect", "sounds", "mqtt", "evidence", "health")
 SOURCES = ("device", "file", "stdin", "command")
@@ -176,7 +183,7 @@ def load_config_file(path) -> tuple[dict, dict]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path} is not valid TOML ({e})") from e
-    known = {(table, key): (name, kind) for table, key, name, kind in KEYS}
+    known = {(table, key): (name, field_kind(name)) for table, key, name in KEYS}
     values, sounds = {}, {}
     for table, content in data.items():
         if table not in TABLES or not isinstance(content, dict):
@@ -362,7 +369,7 @@ def to_toml(cfg: ListenConfig) -> str:
                     lines += ["", f"[sounds.{json.dumps(label)}]"] + [f"{k} = {_toml_value(v)}" for k, v in given.items()]
             continue
         body = []
-        for t, key, name, _ in KEYS:
+        for t, key, name in KEYS:
             value = getattr(cfg, name)
             if t != table or value is None:
                 continue
