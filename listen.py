@@ -76,18 +76,25 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default in (None, False, []) else super()._get_help_string(action)
 
 
+def given_path(text: str) -> Path:
+    """argparse type of a path flag: an empty one is refused (Path("") would be ".", the folder it runs in)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: name a file or folder")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Detect sounds in live audio and publish them as JSON lines on stdout and, optionally, to MQTT.",
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--config", type=Path, metavar="TOML",
+    parser.add_argument("--config", type=given_path, metavar="TOML",
                         help="settings file (docs/listening.md#a-config-file); flags given beside it win")
     parser.add_argument("--print-config", action="store_true",
                         help="print the effective settings (the file, then the flags) as TOML and exit; credentials masked")
     source = parser.add_argument_group("audio source (choose one, here or in [input] of --config)").add_mutually_exclusive_group()
     source.add_argument("--device", metavar="NAME|INDEX", help="sound card input: index or part of its name")
-    source.add_argument("--file", type=Path, help="an audio file played as a stream")
+    source.add_argument("--file", type=given_path, help="an audio file played as a stream")
     source.add_argument("--stdin", action="store_true", default=None, help="raw PCM on stdin (e.g. from ffmpeg -f s16le - or arecord -t raw)")
     source.add_argument("--command", metavar='"PROGRAM ARGS"',
                         help="a program that prints raw PCM (as --stdin takes it), started by listen.py and restarted "
@@ -111,10 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--custom", action="store_true", default=None, help="your trained model (see --models)")
     what.add_argument("--classes", metavar="NAMES",
                       help='AudioSet classes, comma-separated, e.g. "Bicycle bell,Smoke detector, smoke alarm"')
-    group.add_argument("--fingerprints", type=Path, metavar="DB", default=None,
+    group.add_argument("--fingerprints", type=given_path, metavar="DB", default=None,
                        help="exact sounds registered with fingerprint.py add (e.g. models/fingerprints.sqlite)")
     detect = parser.add_argument_group("detection")
-    detect.add_argument("--models", type=Path, default=None,
+    detect.add_argument("--models", type=given_path, default=None,
                         help=f"folder of the trained model, with --custom (default: {DEFAULT_MODELS_DIR})")
     detect.add_argument("--threshold", action="append", dest="threshold_specs", metavar="[LABEL=]SCORE",
                         help=f"score that counts as present: SCORE for all labels, LABEL=SCORE for one (repeatable; "
@@ -137,14 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto (the default): TFLite when its models exist (~100 MB of memory instead of ~900), else TensorFlow")
 
     evidence = parser.add_argument_group("evidence clips (the audio of each event, FLAC)")
-    evidence.add_argument("--evidence", type=Path, metavar="DIR", dest="evidence_dir",
+    evidence.add_argument("--evidence", type=given_path, metavar="DIR", dest="evidence_dir",
                           help=f"save each event's audio ({EVIDENCE.before_seconds:g} s before to "
                                f"{EVIDENCE.after_seconds:g} s after) in DIR; events carry its file name")
     evidence.add_argument("--evidence-max-mb", type=float, default=None,
                           help=f"the folder's size limit: the oldest clips go beyond it (default {EVIDENCE.max_megabytes:g})")
     evidence.add_argument("--evidence-max-days", type=float, default=None,
                           help=f"clips older than this are deleted (default {EVIDENCE.max_days:g})")
-    evidence.add_argument("--training", type=Path, metavar="DIR", dest="training_dir",
+    evidence.add_argument("--training", type=given_path, metavar="DIR", dest="training_dir",
                           help=f"training folder: a \"Not a <sound>\" press moves that sound's last clip to "
                                f"DIR/{EVIDENCE.false_alarm_folder}/ (default {DEFAULT_TRAINING_DIR})")
 
@@ -162,10 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     mqtt.add_argument("--mqtt-host", help="broker host name or address; without it events only go to stdout")
     mqtt.add_argument("--mqtt-port", type=int, default=None,
                       help=f"broker port (default {LISTEN.mqtt_port}, {LISTEN.mqtt_tls_port} with --tls)")
-    mqtt.add_argument("--mqtt-config", type=Path, default=None,
+    mqtt.add_argument("--mqtt-config", type=given_path, default=None,
                       help=f"TOML file with [mqtt] username and password (default: {MQTT_CONFIG_FILE} if it exists)")
     mqtt.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
-    mqtt.add_argument("--cafile", type=Path, default=None, help="with --tls: CA certificate of the broker (default: system CAs)")
+    mqtt.add_argument("--cafile", type=given_path, default=None, help="with --tls: CA certificate of the broker (default: system CAs)")
     mqtt.add_argument("--device-name", default=None, help="name of this listener in topics and Home Assistant (default: host name)")
     mqtt.add_argument("--topic-prefix", default=None, help=f"topic prefix (default: {LISTEN.topic_root}/<device name>)")
     mqtt.add_argument("--ha-discovery", action="store_true", default=None,
@@ -443,9 +450,9 @@ def feedback_main(argv) -> int:
                                      description="Mark an event as a false alarm: its evidence clip moves to "
                                                  f"<training>/{EVIDENCE.false_alarm_folder}/, for train.py to learn.")
     parser.add_argument("event_id", help="the event's id (or its evidence file name), from its JSON")
-    parser.add_argument("--config", type=Path, metavar="TOML", help="take the evidence and training folders from it")
-    parser.add_argument("--evidence", type=Path, metavar="DIR", help="the evidence folder (default: [evidence] dir)")
-    parser.add_argument("--training", type=Path, metavar="DIR",
+    parser.add_argument("--config", type=given_path, metavar="TOML", help="take the evidence and training folders from it")
+    parser.add_argument("--evidence", type=given_path, metavar="DIR", help="the evidence folder (default: [evidence] dir)")
+    parser.add_argument("--training", type=given_path, metavar="DIR",
                         help=f"the training folder (default: [evidence] training, else {DEFAULT_TRAINING_DIR})")
     args = parser.parse_args(argv)
     try:

@@ -160,6 +160,8 @@ def _typed(value, kind, what: str):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is Path:
+        if value == "":  # Path("") would be ".", the folder it runs in
+            raise ConfigError(f"{what} is an empty path: name a file or folder, or leave the key out")
         kind = str
     if kind is str and what.endswith("'classes'") and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)

@@ -223,8 +223,9 @@ def test_mqtt_config_given_as_a_flag_beats_the_config_files_credentials(tmp_path
     (["--file", "x.wav", "--stdin", "--custom"], "not allowed with argument"),
     (["--file", "x.wav", "--custom", "--min-frames", "0"], "--min-frames must be at least 1"),
     (["--file", "x.wav", "--custom", "--hop", "1.5"], "--hop must be"),
+    (["--file", "x.wav", "--fingerprints", ""], "argument --fingerprints: an empty path"),
 ], ids=["nothing-to-detect", "models-without-custom", "realtime-without-file", "rate-without-stdin",
-        "tls-without-host", "cafile-without-tls", "two-sources", "min-frames", "hop"])
+        "tls-without-host", "cafile-without-tls", "two-sources", "min-frames", "hop", "empty-path"])
 def test_clashing_flags_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         listen.main(argv)
@@ -1036,7 +1037,10 @@ device_name = "from-file"
     ("[detect\n", "config {path} is not valid TOML"),
     ("[input]\nfile = 'a.wav'\n[detect]\nfingerprints = 'fp.sqlite'\n[sounds.door]\nthreshold = 0.9\n",
      "threshold in [sounds.door] applies to YAMNet's sounds (--custom or --classes): an exact sound takes only cooldown"),
-], ids=["key", "table", "top-level", "type", "sound-key", "sound-threshold", "toml", "exact-sound-threshold"])
+    ("[input]\nfile = 'a.wav'\n[detect]\nfingerprints = ''\n",
+     "{path} line 4: 'fingerprints' is an empty path: name a file or folder, or leave the key out"),
+], ids=["key", "table", "top-level", "type", "sound-key", "sound-threshold", "toml", "exact-sound-threshold",
+        "empty-path"])
 def test_a_config_file_mistake_is_one_line_naming_the_key_and_its_line(text, message, tmp_path, capsys):
     path = tmp_path / "audio2mqtt.toml"
     path.write_text(text)
