@@ -6,8 +6,10 @@ sounddevice is imported only for a device, so files and pipes work without PortA
 """
 
 import math
+import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -147,10 +149,17 @@ def open_command(argv: list[str], rate: int, channels: int, fmt: str, stall_s: f
     chunk_bytes = frame_bytes * max(1, round(rate * chunk_seconds))
 
     def start() -> subprocess.Popen:
-        try:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        try:  # its own process group, so ending it ends what it started too (sh -c "ffmpeg ... | sox ...")
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
         except OSError as e:
             raise SourceError(f"cannot start --command {argv[0]!r}: {e.strerror}") from e
+
+    def end(process: subprocess.Popen) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the group is gone already
+            pass
+        process.wait()
 
     def pump(process: subprocess.Popen, blocks: queue.Queue) -> None:  # its own thread: a read may block forever
         while data := process.stdout.read1(chunk_bytes):
@@ -180,8 +189,7 @@ def open_command(argv: list[str], rate: int, channels: int, fmt: str, stall_s: f
                     pending = data[whole:]
                     yield sanitize(resampler.process(decode_pcm(data[:whole], fmt, channels)))
                 yield sanitize(resampler.flush())
-                process.kill()
-                process.wait()
+                end(process)
                 if time.monotonic() - started > restart_s[1]:
                     delays = backoff_delays(*restart_s)  # it ran a good while: start the back-off afresh
                 delay = next(delays)
@@ -196,8 +204,7 @@ def open_command(argv: list[str], rate: int, channels: int, fmt: str, stall_s: f
                         log(f"warning: {e}; trying again in {delay:g} s")
                         time.sleep(delay)
         finally:
-            process.kill()  # Ctrl+C, SIGTERM or an error downstream: the command goes with us
-            process.wait()
+            end(process)  # Ctrl+C, SIGTERM or an error downstream: the command goes with us
 
     return Source(f"command:{Path(argv[0]).name}", chunks())
 

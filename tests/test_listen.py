@@ -1160,8 +1160,12 @@ n = len(runs.read_text().split()) if runs.exists() else 0
 runs.write_text(runs.read_text() + f"{os.getpid()} " if runs.exists() else f"{os.getpid()} ")
 sys.stdout.buffer.write(pathlib.Path(sys.argv[1]).read_bytes())
 sys.stdout.buffer.flush()
-if n % 2 == 1:
-    time.sleep(600)  # every second run stalls: its audio stops but it never exits
+if n % 2 == 1:  # every second run stalls: its audio stops but it never exits, nor does a helper it started
+    import subprocess  # (as `sh -c "ffmpeg ... | sox ..."` leaves ffmpeg when only sh is killed)
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdout=subprocess.DEVNULL)
+    with open(runs.parent / "helpers.txt", "a") as f:
+        f.write(f"{helper.pid} ")
+    time.sleep(600)
 """
 
 
@@ -1196,7 +1200,8 @@ def test_a_command_input_is_restarted_when_it_exits_or_stalls_and_ends_with_the_
     assert all(later - earlier >= run_s - 0.1 for earlier, later in zip(starts, starts[1:]))  # stream time goes on
     assert "warning: --command exited with code 0; restarting it in 1 s" in err
     assert "warning: --command gave no audio for 1 s; restarting it in 2 s" in err
-    for pid in map(int, runs.read_text().split()):  # none left behind, the hanging ones included
+    helpers = (tmp_path / "helpers.txt").read_text().split()
+    for pid in map(int, runs.read_text().split() + helpers):  # none left behind: the hanging ones, their helpers
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 
