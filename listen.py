@@ -47,7 +47,7 @@ from detection import (
 from evidence import EvidenceRecorder, find_clip, move_to_training
 from fingerprint_listener import FingerprintListener, load_index
 from fingerprint_params import MATCH, FingerprintError
-from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, to_toml
+from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, readable_by_others, to_toml
 from live import Stop, YamnetListener, raise_stop, run
 from backend import load_yamnet_and_model
 from model_folder import ModelError, check_model_dir, read_model_json
@@ -236,11 +236,19 @@ def open_source(cfg: ListenConfig):
     return open_device_waiting(cfg.device, cfg.stall_seconds)
 
 
+def warn_if_readable_by_others(path) -> None:
+    if readable_by_others(path):
+        print(f"warning: {path} holds an MQTT password and other users can read it: chmod 600 {path}",
+              file=sys.stderr)
+
+
 def with_credentials(cfg: ListenConfig, environ=os.environ) -> ListenConfig:
     """The config with its MQTT username and password: the environment's, else those in --config's
     [mqtt], else those of --mqtt-config (or ~/.config/audio2mqtt/mqtt.toml)."""
     if cfg.mqtt_username is None and cfg.mqtt_password is None:
         username, password = read_credentials(cfg.mqtt_config, environ)
+        if password is not None and MQTT_PASSWORD_ENV_VAR not in environ:
+            warn_if_readable_by_others(cfg.mqtt_config or MQTT_CONFIG_FILE)
     else:
         username = environ.get(MQTT_USERNAME_ENV_VAR, cfg.mqtt_username)
         password = environ.get(MQTT_PASSWORD_ENV_VAR, cfg.mqtt_password)
@@ -487,6 +495,8 @@ def read_config(args, parser) -> ListenConfig:
     or value; settings that clash are parser errors, like clashing flags."""
     flags = {name: value for name, value in vars(args).items() if name not in ("config", "print_config", "list_devices")}
     file_values, file_sounds = load_config_file(args.config) if args.config else ({}, {})
+    if "mqtt_password" in file_values:
+        warn_if_readable_by_others(args.config)
     cfg = merge(file_values, file_sounds, flags)
     try:
         check(cfg)

@@ -113,6 +113,14 @@ KEYS = (
 )
 
 
+def readable_by_others(path) -> bool:
+    """Whether users other than the owner may read `path` (a file holding a password should be chmod 600)."""
+    try:
+        return bool(Path(path).expanduser().stat().st_mode & 0o044)
+    except OSError:
+        return False
+
+
 def field_kind(name: str) -> type:
     """The type a ListenConfig field holds (`Path | None` -> Path), which its key in the file must have."""
     hint = typing.get_type_hints(ListenConfig)[name]

@@ -1072,6 +1072,25 @@ def test_print_config_shows_the_effective_settings_reads_back_and_never_prints_c
     assert "from-env" not in printed and "env-user" not in printed and 'password = "***"' in printed
 
 
+def test_a_password_in_a_file_others_can_read_is_warned_about(jingle_db, tmp_path, capsys, monkeypatch):
+    db, _ = jingle_db
+    monkeypatch.delenv(MQTT_PASSWORD_ENV_VAR, raising=False)
+    monkeypatch.delenv(MQTT_USERNAME_ENV_VAR, raising=False)
+    config, credentials = tmp_path / "audio2mqtt.toml", tmp_path / "mqtt.toml"
+    config.write_text(f'[input]\nstdin = true\n[detect]\nfingerprints = "{db}"\n'
+                      '[mqtt]\nhost = "h"\nusername = "me"\npassword = "pw"\n')
+    credentials.write_text('[mqtt]\nusername = "me"\npassword = "pw"\n')
+    flags_only = ["--stdin", "--fingerprints", str(db), "--mqtt-host", "h", "--mqtt-config", str(credentials)]
+    for argv, path in ((["--config", str(config)], config), (flags_only, credentials)):
+        path.chmod(0o644)
+        assert listen.main(argv + ["--print-config"]) == 0
+        assert f"warning: {path} holds an MQTT password and other users can read it: chmod 600 {path}" in \
+            capsys.readouterr().err
+        path.chmod(0o600)
+        assert listen.main(argv + ["--print-config"]) == 0
+        assert "warning" not in capsys.readouterr().err
+
+
 def test_each_event_saves_its_audio_as_flac_named_in_its_json_and_on_mqtt(jingle_db, broker, tmp_path, capsys):
     import soundfile
 
