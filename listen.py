@@ -47,7 +47,16 @@ from detection import (
 from evidence import EvidenceRecorder, find_clip, move_to_training
 from fingerprint_listener import FingerprintListener, load_index
 from fingerprint_params import MATCH, FingerprintError
-from listen_config import ConfigError, ListenConfig, check, load_config_file, merge, readable_by_others, to_toml
+from listen_config import (
+    ConfigError,
+    ListenConfig,
+    check,
+    exact_sound_mistake,
+    load_config_file,
+    merge,
+    readable_by_others,
+    to_toml,
+)
 from live import Stop, YamnetListener, raise_stop, run
 from backend import load_yamnet_and_model
 from model_folder import ModelError, check_model_dir, read_model_json
@@ -312,9 +321,8 @@ def check_sounds(cfg: ListenConfig, yamnet_labels: list[str], exact_labels: list
         if _known(label, yamnet_labels):
             continue
         if label in exact_labels:
-            if sound.threshold is not None or sound.min_frames is not None:
-                raise DetectionError(f"sound {label!r} is an exact sound (fingerprints): only its cooldown can be "
-                                     f"set; threshold and min_frames are for trained or AudioSet classes")
+            if mistake := exact_sound_mistake(label, sound):
+                raise DetectionError(mistake)
             continue
         raise DetectionError(f"--threshold or [sounds]: {label!r} is not a sound this listener detects "
                              f"(its sounds: {', '.join(dict.fromkeys(yamnet_labels + exact_labels))})")

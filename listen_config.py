@@ -113,6 +113,15 @@ KEYS = (
 )
 
 
+def exact_sound_mistake(label: str, sound: SoundSettings) -> str | None:
+    """What is wrong with a [sounds.X] of an exact sound (fingerprints), which takes a cooldown only; None if nothing."""
+    for key in ("threshold", "min_frames"):
+        if getattr(sound, key) is not None:
+            return (f"{key} in [sounds.{label}] applies to YAMNet's sounds (--custom or --classes): "
+                    f"an exact sound takes only cooldown")
+    return None
+
+
 def readable_by_others(path) -> bool:
     """Whether users other than the owner may read `path` (a file holding a password should be chmod 600)."""
     try:
@@ -301,10 +310,8 @@ def check(cfg: ListenConfig) -> None:
         raise ConfigError("--min-votes must be at least 1")
     if not cfg.custom and not cfg.classes:  # fingerprints alone: no YAMNet
         for label, sound in cfg.sounds.items():
-            for key in ("threshold", "min_frames"):
-                if getattr(sound, key) is not None:
-                    raise ConfigError(f"{key} in [sounds.{label}] applies to YAMNet's sounds (--custom or --classes): "
-                                      f"an exact sound takes only cooldown")
+            if mistake := exact_sound_mistake(label, sound):
+                raise ConfigError(mistake)
         yamnet_only = (("--threshold", cfg.threshold is not None), ("--min-frames", cfg.min_frames is not None),
                        ("--yamnet", cfg.yamnet), ("--hop", cfg.hop != YAMNET.patch_hop_seconds),
                        ("--backend", cfg.backend != "auto"), ("--min-level-dbfs", cfg.min_level_dbfs is not None))
