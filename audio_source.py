@@ -136,6 +136,18 @@ def backoff_delays(first: float = LISTEN.restart_min_seconds, most: float = LIST
         delay = min(2 * delay, most)
 
 
+def keep_trying(attempt, delays, on_failure=lambda error, delay: None):
+    """attempt() until it returns instead of raising SourceError, sleeping the next of `delays` between
+    tries (on_failure(error, delay) is told first): a source that went away is waited for."""
+    while True:
+        try:
+            return attempt()
+        except SourceError as e:
+            delay = next(delays)
+            on_failure(e, delay)
+            time.sleep(delay)
+
+
 def open_command(argv: list[str], rate: int, channels: int, fmt: str, stall_s: float = LISTEN.stall_seconds,
                  chunk_seconds: float = LISTEN.chunk_seconds, log=to_stderr,
                  restart_s: tuple[float, float] = (LISTEN.restart_min_seconds, LISTEN.restart_max_seconds)) -> Source:
@@ -195,14 +207,7 @@ def open_command(argv: list[str], rate: int, channels: int, fmt: str, stall_s: f
                 delay = next(delays)
                 log(f"warning: --command {why}; restarting it in {delay:g} s")
                 time.sleep(delay)
-                while True:
-                    try:
-                        process = start()
-                        break
-                    except SourceError as e:
-                        delay = next(delays)
-                        log(f"warning: {e}; trying again in {delay:g} s")
-                        time.sleep(delay)
+                process = keep_trying(start, delays, lambda e, wait: log(f"warning: {e}; trying again in {wait:g} s"))
         finally:
             end(process)  # Ctrl+C, SIGTERM or an error downstream: the command goes with us
 
@@ -258,6 +263,10 @@ def open_device_waiting(spec: str | None, stall_s: float = LISTEN.stall_seconds,
     A device missing at start is still a SourceError (a typo should not wait forever)."""
     first = open_device(spec, chunk_seconds, stall_s, log)
 
+    def reopen() -> Source:
+        _refresh_portaudio()
+        return open_device(spec, chunk_seconds, stall_s, log)
+
     def chunks():
         source = first
         while True:
@@ -267,15 +276,10 @@ def open_device_waiting(spec: str | None, stall_s: float = LISTEN.stall_seconds,
             except SourceError as e:
                 problem = str(e)
             log(f"{problem}: waiting for the input device to come back")
-            for delay in backoff_delays(*restart_s):
-                time.sleep(delay)
-                try:
-                    _refresh_portaudio()
-                    source = open_device(spec, chunk_seconds, stall_s, log)
-                except SourceError:
-                    continue
-                log(f"input device {source.name} is back; listening again")
-                break
+            delays = backoff_delays(*restart_s)
+            time.sleep(next(delays))
+            source = keep_trying(reopen, delays)
+            log(f"input device {source.name} is back; listening again")
 
     return Source(first.name, chunks())
 
