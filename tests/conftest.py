@@ -15,7 +15,8 @@ from params import SAMPLE_RATE
 # What puts a test in a lane, read from the fixtures it uses (directly or through other fixtures) and
 # from its own source: YAMNet means TensorFlow; a broker means Mosquitto. Both take seconds.
 TF_FIXTURES = {"yamnet"}
-TF_SOURCE = ('"main.py"', '"train.py"', '"evaluate.py"')  # run as a subprocess: TensorFlow there, not here
+# In a test's own code (not its parameters): CLIs that load YAMNet, here or in a subprocess.
+TF_SOURCE = ('"main.py"', '"train.py"', '"evaluate.py"', '"--classes"', '"--custom"')
 MQTT_FIXTURES = {"broker", "tls_broker"}
 MQTT_SOURCE = "Broker("
 # Tests without TensorFlow or a broker that still take seconds (subprocesses, restarts, real waits).
@@ -31,6 +32,7 @@ def pytest_collection_modifyitems(config, items):
             source = inspect.getsource(item.function)
         except (OSError, TypeError):
             source = ""
+        source = source[source.find("def "):]  # the body, not the parameters in its decorators
         needs_tf = bool(fixtures & TF_FIXTURES) or any(script in source for script in TF_SOURCE)
         needs_mqtt = bool(fixtures & MQTT_FIXTURES) or MQTT_SOURCE in source
         if needs_tf:
@@ -42,21 +44,25 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def tensorflow_only_in_the_tf_lane(request):
-    """A test that imports TensorFlow must be marked tf (use the yamnet fixture), or `-m "not tf"` lies."""
-    had_tensorflow = "tensorflow" in sys.modules
+def tensorflow_only_in_the_tf_lane(request, private_cache):
+    """A test that runs TensorFlow must be marked tf, or `-m "not tf"` lies: one that imports it here, or
+    whose subprocess built YAMNet's .tflite (only TensorFlow can) in the session's cache."""
+    had_tensorflow, had_copies = "tensorflow" in sys.modules, set(private_cache.rglob("*.tflite"))
     yield
-    if not had_tensorflow and "tensorflow" in sys.modules and request.node.get_closest_marker("tf") is None:
-        pytest.fail(f"{request.node.name} imported TensorFlow but is not in the tf lane: give it the yamnet fixture")
+    if request.node.get_closest_marker("tf") is not None:
+        return
+    if not had_tensorflow and "tensorflow" in sys.modules or set(private_cache.rglob("*.tflite")) - had_copies:
+        pytest.fail(f"{request.node.name} ran TensorFlow but is not in the tf lane: give it the yamnet fixture")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """$XDG_CACHE_HOME under the session's temporary folder: embeddings and YAMNet's .tflite are built here,
     never in the user's ~/.cache (subprocesses inherit it)."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
-        yield
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        yield cache
 
 
 @pytest.fixture(scope="session")
