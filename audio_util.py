@@ -8,6 +8,7 @@ CLI:  python audio_util.py convert in/ out/
 """
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -99,6 +100,18 @@ def detach_closed_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
 
+
+
+def quiet_broken_pipe(main):
+    """Wraps a CLI's main(argv): a reader that went away (`| head`) ends it with exit 1, not a traceback."""
+    @functools.wraps(main)
+    def wrapped(argv=None) -> int:
+        try:
+            return main(argv)
+        except BrokenPipeError:
+            detach_closed_stdout()
+            return 1
+    return wrapped
 
 def to_mono(data: np.ndarray) -> np.ndarray:
     """(n, channels) or (n,) -> (n,) float32, averaging channels."""

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_util import quiet_broken_pipe
 from metrics import build_report, format_report, plot_confusion
 from params import BACKENDS, CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_OPTION_HELP
 
@@ -231,6 +232,7 @@ def evaluate_stream(args) -> dict:
     return report
 
 
+@quiet_broken_pipe
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ from audio_source import (
     open_file,
     open_pcm,
 )
-from audio_util import AudioError, detach_closed_stdout
+from audio_util import AudioError, detach_closed_stdout, quiet_broken_pipe
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import (
     DetectionError,
@@ -515,6 +515,7 @@ def read_config(args, parser) -> ListenConfig:
     return dataclasses.replace(cfg, models=cfg.models or DEFAULT_MODELS_DIR) if cfg.custom else cfg
 
 
+@quiet_broken_pipe
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["feedback"]:

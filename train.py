@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_util import first_line
+from audio_util import first_line, quiet_broken_pipe
 from dataset import DatasetError
 from model import (
     ModelError,
@@ -325,6 +325,7 @@ def plot_training_curve(history: dict, path: Path) -> None:
         plt.close(fig)
 
 
+@quiet_broken_pipe
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -357,6 +358,8 @@ def main(argv=None) -> int:
     except (DatasetError, YamnetError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # stdout's reader went away, not the model folder: quiet_broken_pipe
+        raise
     except OSError as e:
         print(f"error: cannot write {e.filename or args.output_dir}: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -1376,3 +1376,16 @@ def test_config_source_options_go_with_the_source_a_flag_replaces_and_mistakes_a
         with pytest.raises(SystemExit) as exit_info:
             listen.main(argv + ["--fingerprints", str(db)])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_reader_gone_before_print_config_is_no_traceback(tmp_path):
+    config = tmp_path / "audio2mqtt.toml"
+    config.write_text('[input]\nstdin = true\n[detect]\nclasses = "Speech"\n')
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head` that has already quit: every write fails with EPIPE
+    try:
+        result = subprocess.run([sys.executable, str(PROJECT_DIR / "listen.py"), "--config", str(config), "--print-config"],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, cwd=PROJECT_DIR)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
