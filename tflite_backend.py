@@ -320,7 +320,7 @@ class LiteHead:
     """A trained head from a pipeline or head-only .tflite: the surface of model.CustomModel
     (class_names, meta, frame_probabilities, clip_probabilities, predict_clip), no TensorFlow."""
 
-    remedy = "re-export it (python train.py writes it next to classifier.keras)"
+    remedy = "retrain with python train.py (it writes one beside classifier.keras unless --no-tflite)"
 
     def __init__(self, path, num_threads: int = DEFAULT_NUM_THREADS):
         self.path = Path(path)
@@ -389,6 +389,9 @@ def load_model_pipeline(models_dir, meta: dict, num_threads: int = DEFAULT_NUM_T
     their "created" timestamps and class names must match."""
     models_dir = Path(models_dir)
     path = models_dir / PIPELINE_TFLITE_FILENAME
+    if not meta:
+        raise TfliteError(f"{models_dir / MODEL_JSON_FILENAME} is missing, so {path.name} cannot be checked against "
+                          f"its training: retrain with python train.py")
     pipeline = load_lite_pipeline(str(path), num_threads)
     # The training's timestamp identifies it; other keys (thresholds) may be edited by hand.
     if meta.get("created") != pipeline.meta.get("created") or pipeline.class_names != meta.get("class_names"):

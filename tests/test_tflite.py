@@ -153,6 +153,8 @@ def test_model_folder_pipeline_must_match_model_json(yamnet, exported, tmp_path)
         (tmp_path / "model.json").write_text(json.dumps({**meta, **stale}))
         with pytest.raises(TfliteError, match="another training"):
             load_model_pipeline(tmp_path, read_model_json(tmp_path))
+    with pytest.raises(TfliteError, match="model.json is missing"):  # not "another training"
+        load_model_pipeline(tmp_path, {})
 
 
 def test_head_alone_matches_keras(yamnet, keras_head, exported, clips):
