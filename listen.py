@@ -63,6 +63,7 @@ from model_folder import ModelError, check_model_dir, read_model_json
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
 from params import (
     BACKENDS,
+    BACKGROUND_CLASS,
     CLASS_NAMES_FILENAME,
     DEFAULT_MODELS_DIR,
     DEFAULT_TRAINING_DIR,
@@ -315,6 +316,11 @@ def _known(label: str, labels: list[str]) -> bool:
     return True
 
 
+def sounds_to_name(labels: list[str]) -> list[str]:
+    """The labels a user can set anything for, once each: a model's background class never fires."""
+    return [label for label in dict.fromkeys(labels) if label != BACKGROUND_CLASS]
+
+
 def check_sounds(cfg: ListenConfig, yamnet_labels: list[str], exact_labels: list[str]) -> None:
     """A [sounds.X] must name a sound this listener detects; threshold and min_frames are YAMNet's."""
     for label, sound in cfg.sounds.items():
@@ -325,7 +331,7 @@ def check_sounds(cfg: ListenConfig, yamnet_labels: list[str], exact_labels: list
                 raise DetectionError(mistake)
             continue
         raise DetectionError(f"--threshold or [sounds]: {label!r} is not a sound this listener detects "
-                             f"(its sounds: {', '.join(dict.fromkeys(yamnet_labels + exact_labels))})")
+                             f"(its sounds: {', '.join(sounds_to_name(yamnet_labels + exact_labels))})")
 
 
 def trainable(clip_name: str) -> bool:
