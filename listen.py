@@ -63,7 +63,6 @@ from model_folder import ModelError, check_model_dir, read_model_json
 from mqtt_publisher import MqttError, MqttPublisher, MqttSettings, Topics, default_device_name, read_credentials, slug
 from params import (
     BACKENDS,
-    BACKGROUND_CLASS,
     CLASS_NAMES_FILENAME,
     DEFAULT_MODELS_DIR,
     DEFAULT_TRAINING_DIR,
@@ -318,7 +317,7 @@ def _known(label: str, labels: list[str]) -> bool:
 
 def sounds_to_name(labels: list[str]) -> list[str]:
     """The labels a user can set anything for, once each: a model's background class never fires."""
-    return [label for label in dict.fromkeys(labels) if label != BACKGROUND_CLASS]
+    return [label for label in dict.fromkeys(labels) if can_fire(label)]
 
 
 def check_sounds(cfg: ListenConfig, yamnet_labels: list[str], exact_labels: list[str]) -> None:
