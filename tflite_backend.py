@@ -49,12 +49,10 @@ class TfliteError(YamnetError, ModelError):
 
 # --- Export (TensorFlow) ------------------------------------------------------------------------
 
-def _frozen_yamnet_graphs(tf, hub_model):
-    """Cut YAMNet's frozen graph at the input of its first convolution.
-
-    Returns (features, network) concrete functions: waveform -> log-mel patches and
-    patches -> (scores, embeddings); or None when the graph does not look as expected.
-    """
+def yamnet_graph(tf, hub_model):
+    """YAMNet's frozen graph and its tensors by name: (wrapped function, {"waveform", "patches", "scores",
+    "embeddings"}), "patches" being the log-mel patches at the input of its first convolution; None when
+    the graph does not look as expected. Prune it to cut the network where a caller needs."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
@@ -75,11 +73,23 @@ def _frozen_yamnet_graphs(tf, hub_model):
     patches_name = to_image.input[0] if ":" in to_image.input[0] else to_image.input[0] + ":0"
     wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
     graph = wrapped.graph
-    waveform = graph.as_graph_element(frozen.inputs[0].name)
-    patches = graph.as_graph_element(patches_name)
     scores, embeddings = (graph.as_graph_element(t.name) for t in frozen.outputs)
-    features = wrapped.prune(feeds=[waveform], fetches=[patches])
-    network = wrapped.prune(feeds=[patches], fetches=[scores, embeddings])
+    return wrapped, {"waveform": graph.as_graph_element(frozen.inputs[0].name),
+                     "patches": graph.as_graph_element(patches_name), "scores": scores, "embeddings": embeddings}
+
+
+def _frozen_yamnet_graphs(tf, hub_model):
+    """Cut YAMNet's frozen graph at the input of its first convolution.
+
+    Returns (features, network) concrete functions: waveform -> log-mel patches and
+    patches -> (scores, embeddings); or None when the graph does not look as expected.
+    """
+    cut = yamnet_graph(tf, hub_model)
+    if cut is None:
+        return None
+    wrapped, tensors = cut
+    features = wrapped.prune(feeds=[tensors["waveform"]], fetches=[tensors["patches"]])
+    network = wrapped.prune(feeds=[tensors["patches"]], fetches=[tensors["scores"], tensors["embeddings"]])
     return features, network
 
 

@@ -66,32 +66,18 @@ COST_WINDOWS = 100                # listener windows timed for the CPU column
 # --- features: one YAMNet pass, the embedding and the inner maps ------------------------------------
 
 def inner_graphs(tf, hub_model, layers=LAYERS):
-    """YAMNet's frozen graph cut three ways (as tflite_backend._frozen_yamnet_graphs cuts it):
+    """YAMNet's frozen graph (tflite_backend.yamnet_graph) cut three ways:
     features: waveform (n,) -> log-mel patches (p, 96, 64);
     network: patches -> (embeddings (p, 1024), map of each layer (p, 6, 4, 512)...);
     whole: waveform -> (embeddings, map of UNPOOLED_LAYER), the one function a listener would run."""
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tflite_backend import yamnet_graph
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
-    def full(waveform):
-        scores, embeddings, _log_mel = hub_model(waveform)
-        return scores, embeddings
-
-    frozen = convert_variables_to_constants_v2(full.get_concrete_function())
-    graph_def = frozen.graph.as_graph_def()
-    nodes = {node.name: node for node in graph_def.node}
-    first_conv = next(node for node in graph_def.node if node.op == "Conv2D")
-    to_image = nodes[first_conv.input[0].split(":")[0]]  # (patches, frames, bands) -> images, before layer 1
-    patches_name = to_image.input[0] if ":" in to_image.input[0] else to_image.input[0] + ":0"
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    graph = wrapped.graph
-    waveform = graph.as_graph_element(frozen.inputs[0].name)
-    patches = graph.as_graph_element(patches_name)
-    embeddings = graph.as_graph_element(frozen.outputs[1].name)
-    maps = [graph.as_graph_element(LAYER_TENSOR.format(layer)) for layer in layers]
-    features = wrapped.prune(feeds=[waveform], fetches=[patches])
-    network = wrapped.prune(feeds=[patches], fetches=[embeddings, *maps])
-    whole = wrapped.prune(feeds=[waveform], fetches=[embeddings, maps[layers.index(UNPOOLED_LAYER)]])
+    wrapped, tensors = yamnet_graph(tf, hub_model)
+    maps = [wrapped.graph.as_graph_element(LAYER_TENSOR.format(layer)) for layer in layers]
+    features = wrapped.prune(feeds=[tensors["waveform"]], fetches=[tensors["patches"]])
+    network = wrapped.prune(feeds=[tensors["patches"]], fetches=[tensors["embeddings"], *maps])
+    whole = wrapped.prune(feeds=[tensors["waveform"]],
+                          fetches=[tensors["embeddings"], maps[layers.index(UNPOOLED_LAYER)]])
     return features, network, whole
 
 
@@ -578,13 +564,8 @@ def main(argv=None) -> int:
         parser.error("--rows takes game, fsdd or both")
     if not 1 <= args.fsdd_folds <= 6:
         parser.error("--fsdd-folds must be 1..6")
-    if not rd.SUPERTUX.exists():
-        print(f"error: {rd.SUPERTUX} is missing: sudo apt install supertux-data", file=sys.stderr)
-        return 1
-    try:
-        import pyroomacoustics  # noqa: F401
-    except ImportError:
-        print("error: bench/inner_maps.py needs pyroomacoustics: pip install -r bench/requirements.txt", file=sys.stderr)
+    if problem := rd.missing_requirements("bench/inner_maps.py"):
+        print(problem, file=sys.stderr)
         return 1
     from yamnet_classifier import resolve_yamnet_handle
 

@@ -609,14 +609,8 @@ def main(argv=None) -> int:
     unknown = [name for name in args.recipes.split(",") if name not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {', '.join(unknown)}: --list shows them")
-    missing = rd.missing_packages()
-    if missing:
-        print(f"error: bench/real.py needs {' '.join(missing)}: sudo apt install {' '.join(missing)}", file=sys.stderr)
-        return 1
-    try:
-        import pyroomacoustics  # noqa: F401
-    except ImportError:
-        print("error: bench/real.py needs pyroomacoustics: pip install pyroomacoustics", file=sys.stderr)
+    if problem := rd.missing_requirements("bench/real.py"):
+        print(problem, file=sys.stderr)
         return 1
     folds = 2 if args.quick else args.folds
     work = args.work_dir or args.cache_dir / time.strftime("run-%Y%m%d-%H%M%S")

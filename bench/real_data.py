@@ -64,6 +64,19 @@ def missing_packages() -> list[str]:
     return [name for name, path in PACKAGES.items() if not path.exists()]
 
 
+def missing_requirements(bench: str) -> str | None:
+    """One error line naming what a bench on these sources needs and lacks (Debian packages of the
+    sounds, pyroomacoustics for the rooms); None when all is installed."""
+    missing = missing_packages()
+    if missing:
+        return f"error: {bench} needs {' '.join(missing)}: sudo apt install {' '.join(missing)}"
+    try:
+        import pyroomacoustics  # noqa: F401
+    except ImportError:
+        return f"error: {bench} needs pyroomacoustics: pip install -r bench/requirements.txt"
+    return None
+
+
 def _files(folder: Path, patterns=("*.ogg", "*.oga", "*.wav")) -> list[Path]:
     return sorted(p for pattern in patterns for p in folder.glob(pattern))
 
