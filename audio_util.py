@@ -101,7 +101,6 @@ def detach_closed_stdout() -> None:
     os.close(devnull)
 
 
-
 def quiet_broken_pipe(main):
     """Wraps a CLI's main(argv): a reader that went away (`| head`) ends it with exit 1, not a traceback."""
     @functools.wraps(main)
@@ -112,6 +111,7 @@ def quiet_broken_pipe(main):
             detach_closed_stdout()
             return 1
     return wrapped
+
 
 def to_mono(data: np.ndarray) -> np.ndarray:
     """(n, channels) or (n,) -> (n,) float32, averaging channels."""

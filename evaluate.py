@@ -42,6 +42,7 @@ import numpy as np
 
 from audio_util import quiet_broken_pipe
 from metrics import build_report, format_report, plot_confusion
+from model_folder import ModelError, check_model_dir, read_model_json
 from params import BACKENDS, CONFUSION_PNG, LISTEN, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_OPTION_HELP
 
 STREAM_PNG = "stream.png"
@@ -124,7 +125,7 @@ def evaluate(args) -> dict:
     """Classify every test clip; returns the report (see `build_report`)."""
     from class_map import ClassMapError, read_class_names
     from dataset import EmbeddingCache, default_cache_dir, embed_files
-    from model import check_model_dir, clip_settings, load_custom_model
+    from model import clip_settings, load_custom_model
     from params import CLASS_NAMES_FILENAME
     from yamnet_classifier import load_yamnet, resolve_yamnet_handle
 
@@ -167,7 +168,6 @@ def cross_validate_folder(args) -> dict:
     from dataclasses import replace
 
     import training
-    from model import check_model_dir, read_model_json
 
     meta = {}
     if args.models_dir is not None:
@@ -202,7 +202,6 @@ def evaluate_stream(args) -> dict:
     import stream_eval
     from audio_util import AudioError, load_audio_16k_mono
     from detection import parse_min_frames, parse_thresholds
-    from model import check_model_dir
     from backend import load_yamnet_and_model
 
     references = stream_eval.read_audacity_labels(args.labels)
@@ -254,7 +253,6 @@ def main(argv=None) -> int:
     if args.models_dir is None and not args.cv:
         parser.error("give the model folder: python evaluate.py test_dir/ models/ (or use --cv K)")
     from dataset import DatasetError
-    from model import ModelError
     from yamnet_classifier import YamnetError
 
     try:
@@ -298,7 +296,6 @@ def main_stream(parser, args) -> int:
         parser.error("--min-frames must be at least 1")
     import stream_eval
     from detection import DetectionError
-    from model import ModelError
     from yamnet_classifier import YamnetError
 
     try:

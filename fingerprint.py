@@ -35,8 +35,8 @@ from audio_util import (
     AudioError,
     HelpFormatter,
     audio_inputs,
-    detach_closed_stdout,
     iter_loaded_audio,
+    quiet_broken_pipe,
 )
 from fingerprint_listener import load_index
 from fingerprint_params import MATCH, FingerprintError, MatchDefaults
@@ -154,6 +154,7 @@ def _match_command(args, parser) -> int:
     return 1 if failed else 0
 
 
+@quiet_broken_pipe
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Register exact sounds (a doorbell, a game jingle) and find them in "
                                                  "recordings by landmark fingerprints.",
@@ -192,9 +193,6 @@ def main(argv=None) -> int:
         return handler[0](args, handler[1])
     except FingerprintError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        detach_closed_stdout()
         return 1
 
 

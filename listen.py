@@ -32,7 +32,7 @@ from audio_source import (
     open_file,
     open_pcm,
 )
-from audio_util import AudioError, detach_closed_stdout, quiet_broken_pipe
+from audio_util import AudioError, quiet_broken_pipe, to_stderr
 from class_map import ClassMapError, find_class_indices, load_yamnet_class_names, read_class_names
 from detection import (
     DetectionError,
@@ -364,8 +364,7 @@ def run_listener(cfg: ListenConfig, opened: list) -> int:
     recorder, feedback = None, None
     if cfg.evidence_dir is not None:
         try:
-            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days,
-                                        log=lambda line: print(line, file=sys.stderr, flush=True))
+            recorder = EvidenceRecorder(cfg.evidence_dir, cfg.evidence_max_mb, cfg.evidence_max_days, log=to_stderr)
         except OSError as e:
             raise AudioError(f"cannot use evidence folder {cfg.evidence_dir}: {e.strerror}") from e
         training = cfg.training_dir or DEFAULT_TRAINING_DIR
@@ -554,9 +553,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
     except (KeyboardInterrupt, Stop):  # during start-up: nothing to end
         code = 0
-    except BrokenPipeError:  # whoever read our events (a pipe) went away
-        detach_closed_stdout()
-    finally:
+    finally:  # a reader of our events (a pipe) that went away: quiet_broken_pipe, after this
         if in_main_thread:  # first: a second SIGTERM during the flush below just terminates
             signal.signal(signal.SIGTERM, previous_sigterm)
         # a file or pipe has an end: what it heard and MQTT did not get is a failed run, not a warning

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_util import AudioError, detach_closed_stdout, iter_loaded_audio, walk_audio_files
+from audio_util import AudioError, iter_loaded_audio, quiet_broken_pipe, walk_audio_files
 from model_folder import ModelError, check_model_dir
 from params import BACKENDS, DEFAULT_MODELS_DIR, SAMPLE_RATE, UNKNOWN_LABEL, YAMNET_OPTION_HELP
 from backend import load_yamnet_and_model
@@ -95,6 +95,7 @@ def format_text(path: Path, result: dict) -> str:
     return line
 
 
+@quiet_broken_pipe
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -118,11 +119,7 @@ def main(argv=None) -> int:
     if custom is not None:
         warn_if_other_yamnet(custom.meta, yamnet, args.models)
 
-    try:
-        return classify_files(files, len(errors), yamnet, custom, args)
-    except BrokenPipeError:  # the reader of our output went away
-        detach_closed_stdout()
-        return 1
+    return classify_files(files, len(errors), yamnet, custom, args)
 
 
 def classify_files(files: list[Path], failed: int, yamnet, custom, args) -> int:
