@@ -130,10 +130,12 @@ def readable_by_others(path) -> bool:
         return False
 
 
-def field_kind(name: str) -> type:
-    """The type a ListenConfig field holds (`Path | None` -> Path), which its key in the file must have."""
-    hint = typing.get_type_hints(ListenConfig)[name]
-    return next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
+def field_kinds() -> dict[str, type]:
+    """The type each ListenConfig field holds (`Path | None` -> Path), which its key in the file must have."""
+    return {name: next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
+            for name, hint in typing.get_type_hints(ListenConfig).items()}
+
+
 SOUND_KEYS = {"threshold": float, "min_frames": int, "cooldown": float}
 TABLES = ("input", "detect", "sounds", "mqtt", "evidence", "health")
 SOURCES = ("device", "file", "stdin", "command")
@@ -202,7 +204,8 @@ def load_config_file(path) -> tuple[dict, dict]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path} is not valid TOML ({e})") from e
-    known = {(table, key): (name, field_kind(name)) for table, key, name in KEYS}
+    kinds = field_kinds()
+    known = {(table, key): (name, kinds[name]) for table, key, name in KEYS}
     values, sounds = {}, {}
     for table, content in data.items():
         if table not in TABLES or not isinstance(content, dict):

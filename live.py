@@ -3,7 +3,6 @@ each event handed to `emit`. listen.py runs it live; stream_eval.py runs it over
 so both hear a stream the same way.
 """
 
-
 import numpy as np
 
 from audio_util import rms_dbfs, to_stderr

@@ -433,11 +433,12 @@ def dense_segments(index: FingerprintIndex, sound: int, found: np.ndarray, first
 def each_sound_once(matches: list[Match]) -> list[Match]:
     """Of matches in time order, one per time a label's sound played: where references of one label
     match at overlapping times (two recordings of one doorbell), the one with the most votes."""
+    def end(m: Match) -> int:
+        return m.offset_frames + round(m.reference.duration_s / FINGERPRINT.frame_seconds)
+
     kept = []
     for match in sorted(matches, key=lambda m: -m.votes):
-        end = match.offset_frames + round(match.reference.duration_s / FINGERPRINT.frame_seconds)
-        if not any(k.reference.label == match.reference.label and k.offset_frames < end
-                   and match.offset_frames < k.offset_frames + round(k.reference.duration_s / FINGERPRINT.frame_seconds)
-                   for k in kept):
+        if not any(k.reference.label == match.reference.label and k.offset_frames < end(match)
+                   and match.offset_frames < end(k) for k in kept):
             kept.append(match)
     return sorted(kept, key=lambda m: (m.offset_frames, -m.votes, m.reference.name))
